@@ -1,0 +1,109 @@
+"""Config dataclasses: the one home of every option a user can set.
+
+Each family declares one dataclass that extends `TrainConfig`. The CLI builds its flags from
+the fields, TensorBoard logs them as hparams and the trained model keeps them as
+`config.json`, so an option is declared exactly once. This module does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, ClassVar, Optional
+
+from .errors import AigcError
+
+STRATEGIES = ("auto", "default", "mirrored")
+IMAGE_SPECS = "mnist, tfds:NAME[:SPLIT], idx:PATH, folder:DIR or npz:FILE"
+
+
+def option(default, help, *, choices=None, min=None, max=None, resumable=False):
+    """A config field with its CLI help and bounds.
+
+    `resumable` fields may differ between an interrupted run and the run that resumes it
+    (more epochs, another strategy); every other field must match.
+    """
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "resumable": resumable}
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Options that training shares across families."""
+
+    family: ClassVar[str] = ""
+
+    data: str = option("mnist", f"dataset spec: {IMAGE_SPECS}")
+    epochs: int = option(10, "number of epochs to train", min=1, resumable=True)
+    batch_size: int = option(128, "global batch size, split across replicas", min=1)
+    steps_per_epoch: Optional[int] = option(
+        None, "cap on steps per epoch (default: one pass over the data)", min=1
+    )
+    seed: int = option(0, "seed for weights, data order and training noise", min=0)
+    strategy: str = option(
+        "auto",
+        "tf.distribute strategy: auto (mirrored when >1 GPU), default, mirrored",
+        choices=STRATEGIES,
+        resumable=True,
+    )
+
+    def __post_init__(self):
+        self.validate()
+
+    @classmethod
+    def field_specs(cls) -> list[tuple[dataclasses.Field, Any]]:
+        """(field, resolved type) for every option, in declaration order."""
+        hints = typing.get_type_hints(cls)
+        return [(f, hints[f.name]) for f in dataclasses.fields(cls)]
+
+    def validate(self) -> None:
+        """Check types, choices and bounds; raise `AigcError` naming the flag."""
+        for f, hint in self.field_specs():
+            value = getattr(self, f.name)
+            flag = "--" + f.name.replace("_", "-")
+            if value is None:
+                if typing.get_origin(hint) is typing.Union:
+                    continue
+                raise AigcError(f"{flag} must be set")
+            base = _base_type(hint)
+            if base is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+                setattr(self, f.name, value)
+            if not isinstance(value, base) or (base is int and isinstance(value, bool)):
+                raise AigcError(f"{flag} must be {base.__name__}, got {value!r}")
+            meta = f.metadata
+            if meta.get("choices") and value not in meta["choices"]:
+                raise AigcError(f"{flag} must be one of {', '.join(meta['choices'])}, got {value!r}")
+            if meta.get("min") is not None and value < meta["min"]:
+                raise AigcError(f"{flag} must be >= {meta['min']}, got {value!r}")
+            if meta.get("max") is not None and value > meta["max"]:
+                raise AigcError(f"{flag} must be <= {meta['max']}, got {value!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise AigcError(f"unknown {cls.family} option(s) in config: {', '.join(unknown)}")
+        return cls(**values)
+
+    def hparams(self) -> dict:
+        """The options as TensorBoard hparams (bool, int, float or str values only)."""
+        return {k: ("none" if v is None else v) for k, v in self.to_dict().items()}
+
+    def resume_conflicts(self, previous: "TrainConfig") -> list[str]:
+        """Options that differ from `previous` and may not change when resuming."""
+        return [
+            f"--{f.name.replace('_', '-')} {getattr(previous, f.name)!r} -> {getattr(self, f.name)!r}"
+            for f, _ in self.field_specs()
+            if not f.metadata.get("resumable") and getattr(self, f.name) != getattr(previous, f.name)
+        ]
+
+
+def _base_type(hint) -> type:
+    if typing.get_origin(hint) is typing.Union:
+        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+    return hint

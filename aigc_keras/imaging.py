@@ -1,0 +1,66 @@
+"""Turning generated images into pixels, grids, PNG and NPZ files."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from . import fileio
+from .errors import AigcError
+
+
+def to_uint8(images) -> np.ndarray:
+    """Images in [-1, 1] -> uint8 in [0, 255], rounded (the same rule the exported graphs use)."""
+    return np.clip(np.floor((np.asarray(images, np.float32) + 1.0) * 127.5 + 0.5), 0, 255).astype(np.uint8)
+
+
+def grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> np.ndarray:
+    """Tile uint8 images [N, H, W, C] into one [rows*(H+pad)+pad, cols*(W+pad)+pad, C] picture."""
+    n, h, w, c = images.shape
+    columns = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / columns)
+    out = np.zeros((rows * (h + pad) + pad, columns * (w + pad) + pad, c), np.uint8)
+    for i, img in enumerate(images):
+        r, col = divmod(i, columns)
+        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + col * (w + pad):pad + col * (w + pad) + w] = img
+    return out
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 [H, W, C] image (C = 1 or 3), without TensorFlow."""
+    import struct
+    import zlib
+
+    h, w, c = image.shape
+    color_type = {1: 0, 3: 2, 4: 6}[c]
+    raw = b"".join(b"\x00" + image[row].tobytes() for row in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", w, h, 8, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+
+
+def check_output_name(path: str | Path) -> None:
+    """Fail early (before any generation) on an output name `save_images` cannot write."""
+    if Path(path).suffix.lower() not in (".png", ".npz"):
+        raise AigcError(f"--out {path}: use a .png (image grid) or .npz (uint8 arrays) file name")
+
+
+def save_images(path: str | Path, images: np.ndarray, labels: np.ndarray | None = None,
+                columns: int | None = None) -> None:
+    """Write uint8 images as a PNG grid (`.png`) or as arrays `images`/`labels` (`.npz`)."""
+    check_output_name(path)
+    if Path(path).suffix.lower() == ".png":
+        fileio.write_bytes(path, encode_png(grid(images, columns)))
+    else:
+        buf = io.BytesIO()
+        arrays = {"images": images}
+        if labels is not None:
+            arrays["labels"] = np.asarray(labels, np.int32)
+        np.savez_compressed(buf, **arrays)
+        fileio.write_bytes(path, buf.getvalue())
