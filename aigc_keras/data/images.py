@@ -1,0 +1,277 @@
+"""Image datasets for every image family, named by one spec string.
+
+Specs:
+  mnist              the MNIST training set shipped inside the package (no network)
+  tfds:NAME[:SPLIT]  any TFDS image dataset (downloads where online; split defaults to train)
+  idx:PATH           IDX files: a folder with *images-idx3-ubyte[.gz] (+ *labels-idx1-ubyte[.gz]),
+                     or the images file itself
+  folder:DIR         image files; one sub-folder per class, or a flat folder without labels
+  npz:FILE           arrays `images` (or x, x_train, arr_0) and optional `labels` (y, y_train, arr_1)
+
+Every spec yields uint8 images [H, W, C] with int32 labels; `ImageData.batches` turns them into
+the training pipeline: cached, shuffled per epoch, batched by the global batch size, scaled to
+[-1, 1], prefetched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from ..config import IMAGE_SPECS
+from ..errors import AigcError
+from .idx import read_idx
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+_SHUFFLE_BUFFER = 100_000
+
+
+@dataclasses.dataclass
+class ImageData:
+    """A labelled (or unlabelled) image dataset and what a model needs to know about it."""
+
+    spec: str
+    examples: tf.data.Dataset  # unbatched (uint8 [H, W, C], int32 label)
+    num_examples: int
+    image_shape: tuple[int, int, int]
+    class_names: list[str]  # empty when the data has no labels
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def info(self) -> dict:
+        """What a saved model records about its data."""
+        return {
+            "spec": self.spec,
+            "num_examples": self.num_examples,
+            "image_shape": list(self.image_shape),
+            "class_names": self.class_names,
+        }
+
+    def steps_per_epoch(self, global_batch_size: int, per_step: int | None = None) -> int:
+        return self.num_examples // (global_batch_size * (per_step or 1))
+
+    def batches(self, global_batch_size: int, seed: int, num_epochs: int, start_epoch: int = 0,
+                per_step: int | None = None) -> tf.data.Dataset:
+        """The training pipeline: (images in [-1, 1], labels), batched by the global batch size.
+
+        It holds epochs `start_epoch` .. `start_epoch + num_epochs - 1`, each a fresh shuffle
+        of all the data cut into whole global batches. Epoch e is shuffled by (seed, e) alone,
+        so every iterator over it, and a run resumed at `start_epoch`, sees the order an
+        uninterrupted run would. (A stateful reshuffle would not: Keras's distributed `fit`
+        opens an extra iterator, which advances it.)
+
+        With `per_step`, that many consecutive batches are stacked on axis 1
+        ([B, per_step, H, W, C]) for models that take several updates per step, so that a
+        replica's slice of the batch axis holds its share of every update.
+        """
+        if self.steps_per_epoch(global_batch_size, per_step) < 1:
+            raise AigcError(
+                f"{self.spec}: {self.num_examples} images are fewer than one step needs "
+                f"({global_batch_size * (per_step or 1)}); lower --batch-size"
+            )
+        cached = self.examples.cache()
+        buffer = min(self.num_examples, _SHUFFLE_BUFFER)
+
+        def epoch(e: int) -> tf.data.Dataset:
+            ds = cached.shuffle(buffer, seed=seed * 1_000_003 + e, reshuffle_each_iteration=False)
+            ds = ds.batch(global_batch_size, drop_remainder=True)
+            if per_step:
+                ds = ds.batch(per_step, drop_remainder=True).map(
+                    lambda x, y: (tf.experimental.numpy.swapaxes(x, 0, 1), tf.transpose(y))
+                )
+            return ds
+
+        ds = functools.reduce(
+            tf.data.Dataset.concatenate, [epoch(e) for e in range(start_epoch, start_epoch + num_epochs)]
+        )
+        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) / 127.5 - 1.0, y), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def load_images(spec: str) -> ImageData:
+    """Resolve a dataset spec into `ImageData`; raise `AigcError` naming the spec on bad input."""
+    kind, _, arg = spec.partition(":")
+    if kind == "mnist" and not arg:
+        return _embedded_mnist(spec)
+    loaders = {"tfds": _load_tfds, "idx": _load_idx, "folder": _load_folder, "npz": _load_npz}
+    if kind not in loaders:
+        raise AigcError(f"unknown dataset spec {spec!r}: use {IMAGE_SPECS}")
+    if not arg:
+        raise AigcError(f"dataset spec {spec!r} needs a value after '{kind}:'")
+    return loaders[kind](spec, arg)
+
+
+def _embedded_mnist(spec: str) -> ImageData:
+    import importlib.resources
+
+    root = importlib.resources.files("aigc_keras.data") / "mnist"
+    with importlib.resources.as_file(root / "train-images-idx3-ubyte.gz") as images_path, \
+            importlib.resources.as_file(root / "train-labels-idx1-ubyte.gz") as labels_path:
+        images, labels = read_idx(images_path), read_idx(labels_path)
+    return _from_arrays(spec, images, labels, [str(d) for d in range(10)])
+
+
+def _from_arrays(spec, images: np.ndarray, labels: np.ndarray | None, class_names=None) -> ImageData:
+    """Check shapes and dtypes of in-memory arrays and wrap them as `ImageData`."""
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise AigcError(
+            f"{spec}: images must be [N, H, W] or [N, H, W, 1|3], got shape {list(images.shape)}"
+        )
+    if len(images) == 0:
+        raise AigcError(f"{spec}: no images")
+    images = _to_uint8(spec, images)
+    if labels is None:
+        labels = np.zeros(len(images), np.int32)
+        class_names = []
+    else:
+        labels = np.asarray(labels).reshape(-1)
+        if len(labels) != len(images):
+            raise AigcError(f"{spec}: {len(labels)} labels for {len(images)} images")
+        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+            raise AigcError(f"{spec}: labels must be non-negative integers")
+        labels = labels.astype(np.int32)
+        if class_names is None:
+            class_names = [str(c) for c in range(int(labels.max()) + 1)]
+        elif labels.max() >= len(class_names):
+            raise AigcError(f"{spec}: label {labels.max()} out of range for {len(class_names)} classes")
+    examples = tf.data.Dataset.from_tensor_slices((images, labels))
+    return ImageData(spec, examples, len(images), tuple(images.shape[1:]), list(class_names))
+
+
+def _to_uint8(spec: str, images: np.ndarray) -> np.ndarray:
+    if images.dtype == np.uint8:
+        return images
+    if not np.issubdtype(images.dtype, np.floating):
+        raise AigcError(f"{spec}: images must be uint8 or float, got {images.dtype}")
+    lo, hi = float(images.min()), float(images.max())
+    if lo >= 0.0 and hi <= 1.0:
+        scaled = images * 255.0
+    elif lo >= -1.0 and hi <= 1.0:
+        scaled = (images + 1.0) * 127.5
+    else:
+        raise AigcError(f"{spec}: float images must lie in [0, 1] or [-1, 1], found [{lo:g}, {hi:g}]")
+    return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
+
+
+def _existing(spec: str, arg: str) -> Path:
+    path = Path(arg).expanduser()
+    if not path.exists():
+        raise AigcError(f"{spec}: {path} does not exist")
+    return path
+
+
+def _load_idx(spec: str, arg: str) -> ImageData:
+    path = _existing(spec, arg)
+    if path.is_dir():
+        found = sorted(path.glob("*idx3-ubyte*"))
+        if not found:
+            raise AigcError(f"{spec}: no *idx3-ubyte[.gz] images file in {path}")
+        images_path = next((p for p in found if p.name.startswith("train")), found[0])
+    else:
+        images_path = path
+    labels_path = images_path.with_name(
+        images_path.name.replace("images-idx3", "labels-idx1").replace("images.idx3", "labels.idx1")
+    )
+    images = read_idx(images_path)
+    labels = read_idx(labels_path) if labels_path != images_path and labels_path.exists() else None
+    return _from_arrays(spec, images, labels)
+
+
+def _load_npz(spec: str, arg: str) -> ImageData:
+    path = _existing(spec, arg)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:  # zipfile.BadZipFile, ValueError, OSError
+        raise AigcError(f"{spec}: cannot read {path} as .npz ({e})") from None
+    image_key = next((k for k in ("images", "x", "x_train", "arr_0") if k in arrays), None)
+    if image_key is None:
+        raise AigcError(f"{spec}: no 'images' (or x, x_train, arr_0) array; found {sorted(arrays)}")
+    label_key = next((k for k in ("labels", "y", "y_train", "arr_1") if k in arrays), None)
+    labels = arrays[label_key] if label_key else None
+    class_names = None
+    if "class_names" in arrays:
+        class_names = [str(c) for c in arrays["class_names"]]
+    return _from_arrays(spec, arrays[image_key], labels, class_names)
+
+
+def _load_folder(spec: str, arg: str) -> ImageData:
+    root = _existing(spec, arg)
+    if not root.is_dir():
+        raise AigcError(f"{spec}: {root} is not a folder")
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and _image_files(d))
+    if class_dirs:
+        groups = [(i, _image_files(d)) for i, d in enumerate(class_dirs)]
+        class_names = [d.name for d in class_dirs]
+    else:
+        groups = [(0, _image_files(root))]
+        class_names = None
+    files = [(f, label) for label, fs in groups for f in fs]
+    if not files:
+        raise AigcError(f"{spec}: no image files ({', '.join(IMAGE_SUFFIXES)}) in {root}")
+    images, channels, first = [], None, files[0][0]
+    for f, _ in files:
+        try:
+            img = tf.io.decode_image(tf.io.read_file(str(f)), channels=channels or 0,
+                                     expand_animations=False).numpy()
+        except tf.errors.OpError as e:
+            raise AigcError(f"{spec}: cannot decode {f}: {e.message.splitlines()[0]}") from None
+        if channels is None:
+            channels = 3 if img.shape[-1] >= 3 else 1
+            if img.shape[-1] != channels:
+                img = tf.io.decode_image(tf.io.read_file(str(f)), channels=channels,
+                                         expand_animations=False).numpy()
+        if images and img.shape != images[0].shape:
+            raise AigcError(
+                f"{spec}: {f} is {img.shape[0]}x{img.shape[1]}, but {first} is "
+                f"{images[0].shape[0]}x{images[0].shape[1]}; all images must share one size"
+            )
+        images.append(img)
+    labels = np.array([label for _, label in files], np.int32) if class_names else None
+    return _from_arrays(spec, np.stack(images), labels, class_names)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _load_tfds(spec: str, arg: str) -> ImageData:
+    import tensorflow_datasets as tfds
+
+    name, _, split = arg.partition(":")
+    split = split or "train"
+    try:
+        ds, info = tfds.load(name, split=split, with_info=True)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise AigcError(f"{spec}: TFDS has no dataset named {name!r}") from None
+    except Exception as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AigcError(f"{spec}: TFDS could not load {name!r} split {split!r}: {first_line}") from None
+    image_keys = [k for k, f in info.features.items() if isinstance(f, tfds.features.Image)]
+    if not image_keys:
+        raise AigcError(f"{spec}: {name!r} has no image feature")
+    image_key = "image" if "image" in image_keys else image_keys[0]
+    shape = info.features[image_key].shape
+    if None in shape or shape[-1] not in (1, 3):
+        raise AigcError(f"{spec}: images must have one fixed size with 1 or 3 channels, got {shape}")
+    label = info.features["label"] if "label" in info.features else None
+    if isinstance(label, tfds.features.ClassLabel):
+        class_names = list(label.names)
+        examples = ds.map(lambda e: (e[image_key], tf.cast(e["label"], tf.int32)))
+    else:
+        class_names = []
+        examples = ds.map(lambda e: (e[image_key], tf.constant(0, tf.int32)))
+    count = int(examples.cardinality())
+    if count < 0:
+        count = int(examples.reduce(0, lambda n, _: n + 1))
+    if count == 0:
+        raise AigcError(f"{spec}: split {split!r} is empty")
+    return ImageData(spec, examples, count, tuple(shape), class_names)

@@ -1,0 +1,50 @@
+"""Shared fixtures. The CPU is split into two logical devices before TensorFlow starts, so the
+MirroredStrategy tests run two replicas; every other test uses the default strategy."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    _cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+
+
+def make_images(n=96, size=16, channels=1, seed=0):
+    """Two classes that differ in where they are bright: label 0 top half, label 1 bottom half."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    images = rng.integers(0, 40, (n, size, size, channels)).astype(np.uint8)
+    half = size // 2
+    for i, label in enumerate(labels):
+        rows = slice(0, half) if label == 0 else slice(half, size)
+        images[i, rows] += 200
+    return images, labels.astype(np.int64)
+
+
+@pytest.fixture
+def images_npz(tmp_path):
+    """npz:PATH spec of 96 labelled 16x16 grayscale images."""
+    images, labels = make_images()
+    path = tmp_path / "tiny.npz"
+    np.savez(path, images=images, labels=labels)
+    return f"npz:{path}"
+
+
+@pytest.fixture
+def gan_config(images_npz):
+    """A GAN config that trains in seconds on the tiny dataset."""
+    from aigc_keras.gan.config import GANConfig
+
+    def make(**overrides):
+        options = dict(data=images_npz, epochs=2, batch_size=16, steps_per_epoch=3, latent_dim=8,
+                       base_filters=8, strategy="default")
+        options.update(overrides)
+        return GANConfig(**options)
+
+    return make
