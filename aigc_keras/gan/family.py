@@ -1,0 +1,120 @@
+"""The GAN family: data, model, preview, sampling and export wired to the shared code."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ..data import load_images
+from ..errors import AigcError
+from ..export.litert import Endpoint, uint8_images
+from ..imaging import grid, to_uint8
+from ..training.family import Family, data_epochs
+from .config import GANConfig
+from .model import GAN
+from .networks import Discriminator, Generator, upsampling_plan
+
+
+def latent_inputs(num: int, latent_dim: int, seed: int, num_classes: int = 0, label: int | None = None):
+    """z ~ N(0, I) from NumPy's generator (reproducible in any app) and the labels to draw.
+
+    A conditional model without `label` cycles through the classes.
+    """
+    if num < 1:
+        raise AigcError(f"--num must be >= 1, got {num}")
+    z = np.random.default_rng(seed).standard_normal((num, latent_dim)).astype(np.float32)
+    if not num_classes:
+        if label is not None:
+            raise AigcError("--label needs a conditional model (train with --conditional)")
+        return z, None
+    if label is not None and not 0 <= label < num_classes:
+        raise AigcError(f"--label must be in 0..{num_classes - 1}, got {label}")
+    labels = np.full(num, label) if label is not None else np.arange(num) % num_classes
+    return z, labels.astype(np.int32)
+
+
+class GANFamily(Family):
+    name = "gan"
+    config_class = GANConfig
+
+    def load_data(self, config: GANConfig):
+        data = load_images(config.data)
+        if config.conditional and not data.num_classes:
+            raise AigcError(f"--conditional needs labelled data, and {config.data} has no labels")
+        try:
+            upsampling_plan(data.image_shape)
+        except AigcError as e:
+            raise AigcError(f"{config.data}: {e}") from None
+        return data
+
+    def dataset(self, config: GANConfig, data, global_batch_size: int, start_epoch: int = 0):
+        return data_epochs(config, data, global_batch_size, start_epoch, per_step=config.n_critic)
+
+    def build(self, config: GANConfig, data_info: dict) -> GAN:
+        shape = data_info["image_shape"]
+        num_classes = len(data_info["class_names"]) if config.conditional else 0
+        gan = GAN(
+            Generator(config.latent_dim, shape, config.base_filters, num_classes, name="generator"),
+            Discriminator(shape, config.base_filters, num_classes, name="discriminator"),
+            loss=config.loss,
+            label_smoothing=config.label_smoothing,
+            gp_weight=config.gp_weight,
+            n_critic=config.n_critic,
+            ema_momentum=config.ema_momentum if config.ema else None,
+            seed=config.seed,
+        )
+        gan.compile(
+            d_optimizer=keras.optimizers.Adam(config.d_learning_rate, config.beta_1, config.beta_2),
+            g_optimizer=keras.optimizers.Adam(config.g_learning_rate, config.beta_1, config.beta_2),
+        )
+        return gan
+
+    def sample(self, model: GAN, num: int, seed: int, label: int | None = None):
+        """(uint8 images [N, H, W, C], labels or None, grid columns) from a trained GAN."""
+        num_classes = model.generator.num_classes
+        z, labels = latent_inputs(num, model.generator.latent_dim, seed, num_classes, label)
+        images = to_uint8(model.generate(tf.constant(z), None if labels is None else tf.constant(labels)))
+        columns = num_classes if num_classes and label is None else None
+        return images, labels, columns
+
+    def preview(self, model: GAN, config: GANConfig, data_info: dict):
+        num = 10 * model.generator.num_classes if model.conditional else 64
+        images, _, columns = self.sample(model, num, config.seed)
+        return grid(images, columns)
+
+    def export_spec(self, model: GAN, run: dict):
+        generator = model.sampler
+        latent_dim, num_classes = generator.latent_dim, generator.num_classes
+        z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
+
+        def outputs(images):
+            return {"images": uint8_images(images), "images_float": images}
+
+        if num_classes:
+            @tf.function(input_signature=[z_spec, tf.TensorSpec([None], tf.int32, name="label")])
+            def generate(z, label):
+                return outputs(generator([z, label], training=False))
+        else:
+            @tf.function(input_signature=[z_spec])
+            def generate(z):
+                return outputs(generator(z, training=False))
+
+        z, labels = latent_inputs(16, latent_dim, seed=0, num_classes=num_classes)
+        example = {"z": z} if labels is None else {"z": z, "label": labels}
+        endpoint = Endpoint(
+            "generate", generate, example,
+            "z ~ N(0, 1) [N, latent_dim] (+ label [N] int32) -> images uint8 [N, H, W, C] and "
+            "images_float in [-1, 1]",
+        )
+        metadata = {
+            "latent_dim": latent_dim,
+            "noise": "z: float32 [N, latent_dim], independent standard normal values",
+            "image_shape": list(generator.image_shape),
+            "conditional": bool(num_classes),
+            "num_classes": num_classes,
+            "class_names": run["data"]["class_names"] if num_classes else [],
+            "ema": model.ema_generator is not None,
+            "config": run["config"],
+        }
+        return generator, [endpoint], metadata

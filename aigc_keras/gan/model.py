@@ -1,0 +1,172 @@
+"""The GAN as one `keras.Model`: `fit` alternates discriminator and generator updates."""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+import tensorflow as tf
+
+from ..training.distributed import dense_gradients, replica_noise
+from .losses import LOSSES, d_loss_ns, gradient_penalty
+
+
+@keras.saving.register_keras_serializable("aigc_keras")
+class GAN(keras.Model):
+    """A generator and a discriminator trained by alternating updates.
+
+    Each `train_step` takes `n_critic` discriminator steps, each on its own real batch (the
+    data carry them stacked on axis 1), then one generator step. Losses are averaged over the
+    global batch, so a step is the same under any number of replicas. With `ema_momentum`,
+    an exponential moving average of the generator is kept for sampling and export.
+    """
+
+    def __init__(self, generator, discriminator, loss="ns", label_smoothing=0.0, gp_weight=10.0,
+                 n_critic=1, ema_momentum=None, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.objective = loss
+        self.label_smoothing = label_smoothing
+        self.gp_weight = gp_weight
+        self.n_critic = n_critic
+        self.ema_momentum = ema_momentum
+        self.seed = seed
+        self.d_loss_fn, self.g_loss_fn = LOSSES[loss]
+        if loss == "ns":
+            self.d_loss_fn = functools.partial(d_loss_ns, label_smoothing=label_smoothing)
+        self.ema_generator = None
+        if ema_momentum:
+            config = {**generator.get_config(), "name": "ema_generator"}
+            self.ema_generator = type(generator).from_config(config)
+            self.ema_generator.set_weights(generator.get_weights())
+        names = ["d_loss", "g_loss", "d_real", "d_fake"] + (["gp"] if loss == "wgan-gp" else [])
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.built = True
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    @property
+    def conditional(self) -> bool:
+        return self.generator.num_classes > 0
+
+    @property
+    def sampler(self) -> keras.Model:
+        """The generator used for sampling and export: the EMA copy when there is one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def compile(self, d_optimizer, g_optimizer, **kwargs):
+        super().compile(optimizer=None, **kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        # Built eagerly: built lazily inside a replica step they fail under tf.distribute.
+        d_optimizer.build(self.discriminator.trainable_variables)
+        g_optimizer.build(self.generator.trainable_variables)
+
+    def call(self, inputs, training=False):
+        return self.sampler(inputs, training=False)
+
+    def generate(self, z, labels=None):
+        """Images in [-1, 1] from latent vectors (and class labels when conditional)."""
+        return self.sampler(self._inputs(z, labels), training=False)
+
+    def _inputs(self, z_or_images, labels):
+        return [z_or_images, labels] if self.conditional else z_or_images
+
+    def _critic(self, images, labels):
+        return tf.squeeze(self.discriminator(self._inputs(images, labels), training=True), -1)
+
+    def train_step(self, data):
+        real, labels = data  # [B, n_critic, H, W, C], [B, n_critic]
+        batch = tf.shape(real)[0]
+        step = self.g_optimizer.iterations
+        latent = [self.generator.latent_dim]
+        for k in range(self.n_critic):
+            z = replica_noise("normal", batch, latent, self.seed, step, salt=2 * k)
+            self._discriminator_step(real[:, k], labels[:, k], z, step, salt=2 * k + 1)
+        z = replica_noise("normal", batch, latent, self.seed, step, salt=2 * self.n_critic)
+        self._generator_step(z, labels[:, -1])
+        if self.ema_generator is not None:
+            self._update_ema()
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def _discriminator_step(self, real, labels, z, step, salt):
+        fake = self.generator(self._inputs(z, labels), training=True)
+        with tf.GradientTape() as tape:
+            real_logits = self._critic(real, labels)
+            fake_logits = self._critic(fake, labels)
+            per_example = self.d_loss_fn(real_logits, fake_logits)
+            if self.objective == "wgan-gp":
+                alpha = replica_noise("uniform", tf.shape(real)[0], [], self.seed, step, salt)
+                gp = gradient_penalty(lambda x: self._critic(x, labels), real, fake, alpha)
+                per_example += self.gp_weight * gp
+                self.trackers["gp"].update_state(tf.reduce_mean(gp))
+            d_loss = tf.nn.compute_average_loss(per_example)
+        weights = self.discriminator.trainable_weights
+        self.d_optimizer.apply(dense_gradients(tape.gradient(d_loss, weights)), weights)
+        as_score = tf.sigmoid if self.objective == "ns" else tf.identity
+        self.trackers["d_loss"].update_state(tf.reduce_mean(per_example))
+        self.trackers["d_real"].update_state(tf.reduce_mean(as_score(real_logits)))
+        self.trackers["d_fake"].update_state(tf.reduce_mean(as_score(fake_logits)))
+
+    def _generator_step(self, z, labels):
+        with tf.GradientTape() as tape:
+            fake = self.generator(self._inputs(z, labels), training=True)
+            per_example = self.g_loss_fn(self._critic(fake, labels))
+            g_loss = tf.nn.compute_average_loss(per_example)
+        weights = self.generator.trainable_weights
+        self.g_optimizer.apply(dense_gradients(tape.gradient(g_loss, weights)), weights)
+        self.trackers["g_loss"].update_state(tf.reduce_mean(per_example))
+
+    def _update_ema(self):
+        """ema <- m * ema + (1 - m) * w for every generator weight, in cross-replica context.
+
+        m = min(ema_momentum, (1 + t) / (10 + t)) at generator step t, the warm-up of
+        `tf.train.ExponentialMovingAverage`, so early previews are not dominated by the
+        initial weights. Under MirroredStrategy a plain `assign` in replica context fails, so the
+        update goes through `merge_call` and `strategy.extended.update`, as optimizers do.
+        """
+        t = tf.cast(self.g_optimizer.iterations, tf.float32)
+        m = tf.minimum(self.ema_momentum, (1.0 + t) / (10.0 + t))
+
+        def update(strategy):
+            for ema_var, var in zip(self.ema_generator.weights, self.generator.weights):
+                strategy.extended.update(
+                    ema_var.value, lambda e, w: e.assign(m * e + (1.0 - m) * w), args=(var.value,)
+                )
+
+        tf.distribute.get_replica_context().merge_call(update)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "loss": self.objective,
+            "label_smoothing": self.label_smoothing,
+            "gp_weight": self.gp_weight,
+            "n_critic": self.n_critic,
+            "ema_momentum": self.ema_momentum,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("generator", "discriminator"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+    def get_compile_config(self):
+        return {
+            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
+            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            d_optimizer=keras.optimizers.deserialize(config["d_optimizer"]),
+            g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]),
+        )
