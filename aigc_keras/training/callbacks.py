@@ -1,0 +1,126 @@
+"""Callbacks every family trains with: per-epoch checkpoints, history and TensorBoard."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .. import fileio
+from ..errors import AigcError
+from ..imaging import encode_png
+
+_CHECKPOINT = re.compile(r"^epoch-(\d+)\.weights\.h5$")
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After each epoch, save the whole training state (weights and every optimizer) atomically.
+
+    The file is named by the number of finished epochs, so the state and its epoch can never
+    disagree; older files are removed once the new one is in place.
+    """
+
+    def __init__(self, directory: str | Path):
+        super().__init__()
+        self.directory = Path(directory)
+
+    def on_epoch_end(self, epoch, logs=None):
+        path = self.directory / f"epoch-{epoch + 1:04d}.weights.h5"
+        with fileio.atomic_path(path, suffix=".weights.h5") as tmp:
+            self.model.save_weights(tmp)
+        for old, _ in self.saved(self.directory):
+            if old != path:
+                old.unlink(missing_ok=True)
+
+    @staticmethod
+    def saved(directory: str | Path) -> list[tuple[Path, int]]:
+        """(path, finished epochs) of the checkpoints in `directory`, newest last."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            return []
+        found = [(p, int(m.group(1))) for p in directory.iterdir() if (m := _CHECKPOINT.match(p.name))]
+        return sorted(found, key=lambda item: item[1])
+
+    @classmethod
+    def restore(cls, model: keras.Model, directory: str | Path) -> int:
+        """Load the newest checkpoint into `model`; return its finished epochs (0 if none)."""
+        saved = cls.saved(directory)
+        if not saved:
+            return 0
+        path, epochs = saved[-1]
+        try:
+            model.load_weights(path)
+        except Exception as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise AigcError(
+                f"checkpoint {path} cannot be restored ({reason}); delete it to resume from "
+                "scratch, or pass --overwrite"
+            ) from None
+        return epochs
+
+
+class HistoryLog(keras.callbacks.Callback):
+    """Append each finished epoch's metrics and wall time to history.json."""
+
+    def __init__(self, path: str | Path, history: list[dict]):
+        super().__init__()
+        self.path = Path(path)
+        self.history = history
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        entry = {"epoch": epoch + 1, "seconds": round(time.time() - self._start, 2)}
+        entry.update({k: float(v) for k, v in (logs or {}).items()})
+        self.history.append(entry)
+        fileio.write_json(self.path, self.history)
+
+
+class TensorBoardMonitor(keras.callbacks.Callback):
+    """Scalars every `log_every` steps and per epoch, hparams once, and a preview per epoch.
+
+    `preview()` returns a uint8 image [H, W, C]; it is logged with `tf.summary.image` and also
+    saved as samples/epoch-NNNN.png.
+    """
+
+    def __init__(self, log_dir, samples_dir, hparams: dict, preview, log_every: int = 50):
+        super().__init__()
+        self.log_dir = str(log_dir)
+        self.samples_dir = Path(samples_dir)
+        self.hparams = hparams
+        self.preview = preview
+        self.log_every = log_every
+
+    def on_train_begin(self, logs=None):
+        from tensorboard.plugins.hparams import api as hp
+
+        self.writer = tf.summary.create_file_writer(self.log_dir)
+        with self.writer.as_default():
+            hp.hparams(self.hparams)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start_step = epoch * (self.params.get("steps") or 0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self._epoch_start_step + batch + 1
+        if step % self.log_every == 0 and logs:
+            with self.writer.as_default(step=step):
+                for name, value in logs.items():
+                    tf.summary.scalar(f"batch/{name}", float(value))
+
+    def on_epoch_end(self, epoch, logs=None):
+        image = self.preview()
+        with self.writer.as_default(step=epoch + 1):
+            for name, value in (logs or {}).items():
+                tf.summary.scalar(f"epoch/{name}", float(value))
+            tf.summary.image("samples", image[None], max_outputs=1)
+        self.writer.flush()
+        fileio.write_bytes(self.samples_dir / f"epoch-{epoch + 1:04d}.png", encode_png(np.asarray(image)))
+
+    def on_train_end(self, logs=None):
+        self.writer.close()

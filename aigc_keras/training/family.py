@@ -1,0 +1,51 @@
+"""The contract between a model family and the shared training code (`training.runner`)."""
+
+from __future__ import annotations
+
+import math
+
+
+def data_epochs(config, data, global_batch_size: int, start_epoch: int, per_step: int | None = None):
+    """The batches that training from `start_epoch` to `config.epochs` consumes, and the steps per epoch.
+
+    An epoch of `fit` is one pass over the data, or `config.steps_per_epoch` steps when set. The
+    pipeline starts where an uninterrupted run would be after `start_epoch` epochs, so a resumed
+    run sees the same batches.
+    """
+    full = data.steps_per_epoch(global_batch_size, per_step)
+    steps = config.steps_per_epoch or full
+    first, offset = divmod(start_epoch * steps, full)
+    passes = math.ceil(config.epochs * steps / full) - first
+    ds = data.batches(global_batch_size, config.seed, num_epochs=max(passes, 1), start_epoch=first,
+                      per_step=per_step)
+    return ds.skip(offset), steps
+
+
+class Family:
+    """A family supplies its data, its compiled model and a preview; the runner does the rest.
+
+    The runner owns the strategy, checkpoints, resume, TensorBoard, history and the atomic
+    final save, so a new family implements only these methods.
+    """
+
+    name: str = ""
+
+    def load_data(self, config):
+        """The dataset described by `config.data`, with an `info()` dict and `num_classes`."""
+        raise NotImplementedError
+
+    def dataset(self, config, data, global_batch_size: int, start_epoch: int = 0):
+        """(tf.data.Dataset of global batches for epochs start_epoch.., steps per epoch); see `data_epochs`."""
+        raise NotImplementedError
+
+    def build(self, config, data_info: dict):
+        """The compiled `keras.Model`; called inside `strategy.scope()`."""
+        raise NotImplementedError
+
+    def preview(self, model, config, data_info: dict):
+        """A fixed-seed sample shown after every epoch: a uint8 image [H, W, C]."""
+        raise NotImplementedError
+
+    def export_spec(self, model, run: dict):
+        """(Keras model whose variables the exports use, [export.litert.Endpoint], metadata)."""
+        raise NotImplementedError

@@ -1,0 +1,93 @@
+"""Training any family: strategy, data, model, resume, TensorBoard, `fit`, atomic save."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+from .. import __version__, fileio
+from ..errors import AigcError
+from ..families import get_family
+from .callbacks import EpochCheckpoint, HistoryLog, TensorBoardMonitor
+from .model_dir import ModelDir
+from .strategy import check_global_batch, resolve_strategy
+
+
+def train(config, model_dir: str | Path, overwrite: bool = False, callbacks=(),
+          verbose: int | str = "auto", log: Callable[[str], None] = print) -> keras.Model:
+    """Train `config`'s family into `model_dir` and return the model.
+
+    Running the same call again resumes after the last finished epoch with every optimizer's
+    state; with a larger `config.epochs` it trains on. `overwrite` starts from scratch.
+    """
+    family = get_family(config.family)
+    md = ModelDir(model_dir)
+    if overwrite:
+        md.clear()
+    _check_resumable(md, config)
+
+    strategy = resolve_strategy(config.strategy)
+    check_global_batch(strategy, config.batch_size)
+    keras.utils.set_random_seed(config.seed)
+    data = family.load_data(config)
+    data_info = data.info()
+    with strategy.scope():
+        model = family.build(config, data_info)
+    done = EpochCheckpoint.restore(model, md.checkpoints)
+    dataset, steps = family.dataset(config, data, config.batch_size, start_epoch=done)
+    history = [entry for entry in md.history() if entry["epoch"] <= done]
+    fileio.write_json(md.config_file, {
+        "family": family.name,
+        "config": config.to_dict(),
+        "data": data_info,
+        "versions": {"aigc_keras": __version__, "tensorflow": tf.__version__, "keras": keras.__version__},
+    })
+    if done >= config.epochs:
+        if not md.model.exists():
+            fileio.save_keras(model, md.model)
+        log(f"{md.path} is already trained for {done} epochs: pass a larger --epochs to train on, "
+            "or --overwrite to start again")
+        return model
+    if done:
+        log(f"resuming {md.path} after epoch {done} of {config.epochs}")
+    log(f"TensorBoard: tensorboard --logdir {md.logs}")
+    monitor = TensorBoardMonitor(md.logs, md.samples, config.hparams(),
+                                 lambda: family.preview(model, config, data_info))
+    model.fit(
+        dataset,
+        epochs=config.epochs,
+        initial_epoch=done,
+        steps_per_epoch=steps,
+        # History first: a crash between the two then costs a history line, not an epoch.
+        callbacks=[HistoryLog(md.history_file, history), monitor, EpochCheckpoint(md.checkpoints),
+                   *callbacks],
+        verbose=verbose,
+        shuffle=False,
+    )
+    fileio.save_keras(model, md.model)
+    log(f"saved {md.model}")
+    return model
+
+
+def _check_resumable(md: ModelDir, config) -> None:
+    """Refuse to mix a new run with a different one already in `md` (that would lose it)."""
+    has_state = bool(EpochCheckpoint.saved(md.checkpoints)) or md.model.exists()
+    if not has_state:
+        return
+    hint = "use another --model-dir, or pass --overwrite to replace it"
+    if not md.config_file.exists():
+        raise AigcError(f"{md.path} holds a model without config.json; {hint}")
+    run = md.run()
+    if run["family"] != config.family:
+        raise AigcError(f"{md.path} holds a {run['family']} model; {hint}")
+    if not EpochCheckpoint.saved(md.checkpoints):
+        raise AigcError(f"{md.path} holds a trained model without checkpoints to train on; {hint}")
+    conflicts = config.resume_conflicts(md.config(config.family))
+    if conflicts:
+        raise AigcError(
+            f"{md.path} holds a run with other options ({'; '.join(conflicts)}); rerun it with "
+            f"the same options, {hint}"
+        )
