@@ -1,0 +1,21 @@
+"""Export of trained models for serving and on-device generation (SavedModel + LiteRT)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def export_trained(family_name: str, model_dir: str | Path, out_dir: str | Path, tflite: bool = True,
+                   quantize: str = "none") -> dict:
+    """Export the model in `model_dir` to `out_dir`; return the written metadata."""
+    from ..families import get_family
+    from ..training.model_dir import ModelDir
+    from .litert import check_options, export_bundle
+
+    check_options(tflite, quantize)
+    family = get_family(family_name)
+    md = ModelDir(model_dir)
+    model = md.load_model(family_name)
+    tracked, endpoints, metadata = family.export_spec(model, md.run())
+    metadata = {"family": family_name, "source": str(md.path), **metadata}
+    return export_bundle(tracked, endpoints, out_dir, tflite, quantize, metadata)
