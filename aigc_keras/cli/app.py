@@ -1,0 +1,84 @@
+"""The click command tree."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .. import __version__
+from . import gan
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="aigc-keras")
+def cli():
+    """Train, sample, export and inspect generative Keras models.
+
+    \b
+    Examples:
+    aigc-keras train gan                               # DCGAN on the embedded MNIST
+    aigc-keras sample gan --num 64 --out digits.png    # a PNG grid of generated digits
+    aigc-keras export gan --tflite                     # SavedModel + LiteRT for on-device use
+    aigc-keras info saved_models/gan                   # options and last metrics of a model
+    """
+
+
+@cli.group(epilog="""\b
+Examples:
+  aigc-keras train gan
+  aigc-keras train gan --help      # every option of the family""")
+def train():
+    """Train a model family (the same command again resumes an interrupted run)."""
+
+
+@cli.group(epilog="""\b
+Examples:
+  aigc-keras sample gan --num 64 --seed 0 --out digits.png""")
+def sample():
+    """Generate from a trained model."""
+
+
+@cli.group(epilog="""\b
+Examples:
+  aigc-keras export gan --tflite""")
+def export():
+    """Export a trained model as a SavedModel and a LiteRT .tflite file."""
+
+
+train.add_command(gan.train_gan)
+sample.add_command(gan.sample_gan)
+export.add_command(gan.export_gan)
+
+
+@cli.command(epilog="""\b
+Examples:
+  aigc-keras info saved_models/gan
+  aigc-keras info saved_models/gan --json""")
+@click.argument("model_dir", default="saved_models/gan")
+@click.option("--json", "as_json", is_flag=True, help="print config, data and history as JSON")
+def info(model_dir, as_json):
+    """Show a trained model's options, data, progress and last metrics."""
+    from ..training.model_dir import ModelDir
+
+    md = ModelDir(model_dir)
+    run, history = md.run(), md.history()
+    if as_json:
+        click.echo(json.dumps({**run, "history": history}, indent=2))
+        return
+    config, data = run["config"], run["data"]
+    shape = "x".join(str(d) for d in data.get("image_shape", []))
+    classes = len(data.get("class_names", []))
+    done = history[-1]["epoch"] if history else 0
+    state = "finished" if md.model.exists() else "not finished (rerun its train command to resume)"
+    click.echo(f"family:   {run['family']}")
+    click.echo(f"folder:   {md.path} ({state})")
+    click.echo(f"data:     {data['spec']} ({data['num_examples']} images {shape}, {classes or 'no'} classes)")
+    click.echo(f"epochs:   {done} of {config['epochs']} ({sum(h['seconds'] for h in history):.0f} s)")
+    if history:
+        last = history[-1]
+        metrics = "  ".join(f"{k} {v:.4g}" for k, v in last.items() if k not in ("epoch", "seconds"))
+        click.echo(f"metrics:  {metrics}  (epoch {last['epoch']})")
+    click.echo("options:  " + "  ".join(f"--{k.replace('_', '-')} {v}" for k, v in config.items()))
+    if md.model.exists():
+        click.echo(f"model:    {md.model} ({md.model.stat().st_size / 1e6:.1f} MB)")

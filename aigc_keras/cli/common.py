@@ -1,0 +1,73 @@
+"""Pieces every family's commands share."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from ..console import import_tensorflow_quietly
+
+
+def model_option(family: str):
+    return click.option(
+        "--model", "model_dir", default=f"saved_models/{family}", show_default=True,
+        help="folder of a trained model",
+    )
+
+
+def model_dir_option(family: str):
+    return click.option(
+        "--model-dir", default=f"saved_models/{family}", show_default=True,
+        help="where the model, its checkpoints and TensorBoard logs go",
+    )
+
+
+overwrite_option = click.option(
+    "--overwrite", is_flag=True, help="discard the run that --model-dir holds and start again"
+)
+
+
+def export_options(family: str):
+    def decorate(command):
+        command = click.option(
+            "--quantize", type=click.Choice(["none", "float16", "dynamic"]), default="none",
+            show_default=True, help="weight quantization of the LiteRT file",
+        )(command)
+        command = click.option("--tflite", is_flag=True, help="also write model.tflite (LiteRT, builtin ops only)")(command)
+        command = click.option(
+            "--out", "out_dir", default=f"export/{family}", show_default=True, help="export folder",
+        )(command)
+        return model_option(family)(command)
+
+    return decorate
+
+
+def run_training(config, model_dir: str, overwrite: bool) -> None:
+    import_tensorflow_quietly()
+    from ..training.runner import train
+
+    start = time.time()
+    train(config, model_dir, overwrite=overwrite, verbose=1 if sys.stdout.isatty() else 2, log=click.echo)
+    click.echo(f"done in {_duration(time.time() - start)}")
+
+
+def run_export(family: str, model_dir: str, out_dir: str, tflite: bool, quantize: str) -> None:
+    import_tensorflow_quietly()
+    from ..export import export_trained
+
+    meta = export_trained(family, model_dir, out_dir, tflite=tflite, quantize=quantize)
+    click.echo(f"exported {out_dir}/saved_model (signatures: {', '.join(meta['signatures'])})")
+    if tflite:
+        diffs = ", ".join(f"{k} {v:.2g}" for k, v in meta["parity"]["max_abs_diff"].items())
+        click.echo(
+            f"exported {out_dir}/model.tflite ({meta['files']['tflite_bytes'] / 1e6:.2f} MB, "
+            f"quantize={quantize}); LiteRT vs TF max|diff|: {diffs}"
+        )
+    click.echo(f"exported {out_dir}/metadata.json")
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"

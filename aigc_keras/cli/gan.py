@@ -1,0 +1,61 @@
+"""`train gan`, `sample gan` and `export gan`."""
+
+from __future__ import annotations
+
+import click
+
+from ..console import import_tensorflow_quietly
+from ..gan.config import GANConfig
+from ..imaging import check_output_name
+from .common import export_options, model_dir_option, model_option, overwrite_option, run_export, run_training
+from .options import config_options
+
+
+@click.command("gan", epilog="""\b
+Examples:
+  aigc-keras train gan
+  aigc-keras train gan --loss wgan-gp --ema --epochs 20
+  aigc-keras train gan --conditional --model-dir saved_models/cgan
+  aigc-keras train gan --data npz:faces.npz --base-filters 64""")
+@model_dir_option("gan")
+@overwrite_option
+@config_options(GANConfig)
+def train_gan(model_dir, overwrite, **options):
+    """Train a DCGAN; rerun the same command to resume after an interruption."""
+    run_training(GANConfig(**options), model_dir, overwrite)
+
+
+@click.command("gan", epilog="""\b
+Examples:
+  aigc-keras sample gan --num 64 --seed 0 --out digits.png
+  aigc-keras sample gan --num 1000 --out digits.npz
+  aigc-keras sample gan --model saved_models/cgan --label 7 --out sevens.png""")
+@model_option("gan")
+@click.option("--num", default=64, show_default=True, type=click.IntRange(min=1), help="number of images")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="noise seed")
+@click.option("--label", type=click.IntRange(min=0), help="class to draw (conditional models)")
+@click.option("--out", default="samples.png", show_default=True,
+              help=".png for an image grid, .npz for uint8 arrays [N, H, W, C]")
+def sample_gan(model_dir, num, seed, label, out):
+    """Generate images from a trained GAN."""
+    check_output_name(out)
+    import_tensorflow_quietly()
+    from ..families import get_family
+    from ..imaging import save_images
+    from ..training.model_dir import ModelDir
+
+    family = get_family("gan")
+    model = ModelDir(model_dir).load_model("gan")
+    images, labels, columns = family.sample(model, num, seed, label)
+    save_images(out, images, labels, columns)
+    click.echo(f"wrote {num} images to {out}")
+
+
+@click.command("gan", epilog="""\b
+Examples:
+  aigc-keras export gan --tflite
+  aigc-keras export gan --tflite --quantize dynamic --out export/gan_int8""")
+@export_options("gan")
+def export_gan(model_dir, out_dir, tflite, quantize):
+    """Export a GAN: SavedModel signature `generate` (+ model.tflite) + metadata.json."""
+    run_export("gan", model_dir, out_dir, tflite, quantize)

@@ -1,0 +1,37 @@
+"""Click options generated from a config dataclass, so each option is declared once."""
+
+from __future__ import annotations
+
+import typing
+
+import click
+
+
+def config_options(config_class):
+    """Decorator adding one `--flag` per field of `config_class` (bools as --x/--no-x)."""
+
+    def decorate(command):
+        for field, hint in reversed(config_class.field_specs()):
+            command = _option(field, hint)(command)
+        return command
+
+    return decorate
+
+
+def _option(field, hint):
+    meta = field.metadata
+    name = field.name.replace("_", "-")
+    optional = typing.get_origin(hint) is typing.Union
+    base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
+    kwargs = {"default": field.default, "help": meta["help"], "show_default": field.default is not None}
+    if base is bool:
+        return click.option(f"--{name}/--no-{name}", field.name, **kwargs)
+    if meta.get("choices"):
+        kind = click.Choice(meta["choices"])
+    elif base is int:
+        kind = click.IntRange(min=meta.get("min"), max=meta.get("max"))
+    elif base is float:
+        kind = click.FloatRange(min=meta.get("min"), max=meta.get("max"))
+    else:
+        kind = str
+    return click.option(f"--{name}", field.name, type=kind, **kwargs)

@@ -1,0 +1,116 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aigc_keras.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2", "--latent-dim", "8",
+        "--base-filters", "8", "--strategy", "default"]
+
+
+def run(capsys, *args):
+    """(exit code, stdout, stderr) of `aigc-keras ARGS` run in this process."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["train"], ["train", "gan"], ["sample", "gan"], ["export", "gan"], ["info"]],
+)
+def test_every_command_has_help_with_an_example(capsys, command):
+    code, out, _ = run(capsys, *command, "--help")
+    assert code == 0 and "Examples:" in out and "aigc-keras " in out.split("Examples:")[1]
+
+
+def test_train_sample_export_info_end_to_end(capsys, images_npz, tmp_path):
+    model = str(tmp_path / "gan")
+    code, out, _ = run(capsys, "train", "gan", "--data", images_npz, "--model-dir", model,
+                       "--conditional", *TINY)
+    assert code == 0, out
+    assert f"tensorboard --logdir {model}/logs" in out and "saved" in out
+
+    code, out, _ = run(capsys, "sample", "gan", "--model", model, "--num", "6", "--label", "1",
+                       "--seed", "3", "--out", str(tmp_path / "ones.npz"))
+    assert code == 0 and "wrote 6 images" in out
+    arrays = np.load(tmp_path / "ones.npz")
+    assert arrays["images"].shape == (6, 16, 16, 1) and arrays["images"].dtype == np.uint8
+    assert arrays["labels"].tolist() == [1] * 6
+    run(capsys, "sample", "gan", "--model", model, "--num", "6", "--label", "1", "--seed", "3",
+        "--out", str(tmp_path / "again.npz"))
+    np.testing.assert_array_equal(np.load(tmp_path / "again.npz")["images"], arrays["images"])
+
+    code, _, _ = run(capsys, "sample", "gan", "--model", model, "--num", "20", "--out", str(tmp_path / "g.png"))
+    grid = tf.io.decode_png((tmp_path / "g.png").read_bytes()).numpy()
+    assert code == 0 and grid.shape == (10 * 18 + 2, 2 * 18 + 2, 1)  # one column per class
+
+    code, out, _ = run(capsys, "export", "gan", "--model", model, "--out", str(tmp_path / "exp"), "--tflite")
+    assert code == 0 and "model.tflite" in out
+    assert json.loads((tmp_path / "exp" / "metadata.json").read_text())["conditional"] is True
+
+    code, out, _ = run(capsys, "info", model)
+    assert code == 0 and "family:   gan" in out and "epochs:   1 of 1" in out and "d_loss" in out
+    code, out, _ = run(capsys, "info", model, "--json")
+    assert json.loads(out)["history"][0]["epoch"] == 1
+
+
+@pytest.mark.parametrize(
+    "args, message, code",
+    [
+        (["train", "gan", "--loss", "lsgan"], "Invalid value for '--loss'", 2),
+        (["train", "gan", "--epochs", "0"], "Invalid value for '--epochs'", 2),
+        (["train", "gan", "--bogus"], "No such option '--bogus'", 2),
+        (["train", "gan", "--data", "cifar"], "unknown dataset spec 'cifar'", 1),
+        (["train", "gan", "--data", "npz:/no/such.npz"], "npz:/no/such.npz: /no/such.npz does not exist", 1),
+        (["train", "gan", "--loss", "hinge", "--label-smoothing", "0.1"], "applies to --loss ns only", 1),
+        (["train", "lstm"], "No such command 'lstm'", 2),
+        (["sample", "gan", "--model", "/no/such/dir"], "model folder /no/such/dir does not exist", 1),
+        (["sample", "gan", "--out", "x.jpg"], "use a .png (image grid) or .npz", 1),
+        (["export", "gan", "--model", "/no/such/dir"], "does not exist", 1),
+        (["export", "gan", "--quantize", "dynamic"], "--quantize applies to the LiteRT file", 1),
+        (["info", "/no/such/dir"], "does not exist", 1),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(capsys, tmp_path, args, message, code):
+    got, out, err = run(capsys, *args, *(["--model-dir", str(tmp_path / "m")] if args[0] == "train" else []))
+    assert got == code
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and message in err
+    assert "Traceback" not in out + err
+
+
+def test_sampling_a_non_gan_model_is_refused(capsys, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"family": "diffusion", "config": {}, "data": {}}))
+    code, _, err = run(capsys, "sample", "gan", "--model", str(tmp_path))
+    assert code == 1 and err.strip() == f"error: {tmp_path} holds a diffusion model, not a gan model"
+
+
+def test_corrupt_model_file_is_a_clear_error(capsys, images_npz, tmp_path):
+    model = str(tmp_path / "gan")
+    assert run(capsys, "train", "gan", "--data", images_npz, "--model-dir", model, *TINY)[0] == 0
+    (tmp_path / "gan" / "model.keras").write_bytes(b"not a zip")
+    code, _, err = run(capsys, "sample", "gan", "--model", model)
+    assert code == 1 and err.startswith(f"error: cannot load {model}/model.keras") and len(err.splitlines()) == 1
+
+
+def test_label_on_an_unconditional_model(capsys, images_npz, tmp_path):
+    model = str(tmp_path / "gan")
+    assert run(capsys, "train", "gan", "--data", images_npz, "--model-dir", model, *TINY)[0] == 0
+    code, _, err = run(capsys, "sample", "gan", "--model", model, "--label", "3")
+    assert code == 1 and "--label needs a conditional model" in err
+
+
+def test_top_level_cli_py_is_the_console_script():
+    result = subprocess.run([sys.executable, str(ROOT / "cli.py"), "train", "gan", "--loss", "x"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stderr.startswith("error: Invalid value for '--loss'")
+    result = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--help"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "train" in result.stdout and "export" in result.stdout
