@@ -16,7 +16,8 @@ class GAN(keras.Model):
     """A generator and a discriminator trained by alternating updates.
 
     Each `train_step` takes `n_critic` discriminator steps, each on its own real batch (the
-    data carry them stacked on axis 1), then one generator step. Losses are averaged over the
+    data carry them stacked on axis 1), then one generator step through the updated
+    discriminator on the last critic step's fakes. Losses are averaged over the
     global batch, so a step is the same under any number of replicas. With `ema_momentum`,
     an exponential moving average of the generator is kept for sampling and export.
     """
@@ -81,19 +82,28 @@ class GAN(keras.Model):
     def train_step(self, data):
         real, labels = data  # [B, n_critic, H, W, C], [B, n_critic]
         batch = tf.shape(real)[0]
-        step = self.g_optimizer.iterations
+        step = tf.convert_to_tensor(self.g_optimizer.iterations)  # read once, before any update
         latent = [self.generator.latent_dim]
         for k in range(self.n_critic):
             z = replica_noise("normal", batch, latent, self.seed, step, salt=2 * k)
-            self._discriminator_step(real[:, k], labels[:, k], z, step, salt=2 * k + 1)
-        z = replica_noise("normal", batch, latent, self.seed, step, salt=2 * self.n_critic)
-        self._generator_step(z, labels[:, -1])
+            # The last critic step shares its generator pass with the generator step (as the
+            # PyTorch DCGAN reference does): G's forward is recorded once, D is updated on the
+            # detached fakes, then G is updated through the updated D.
+            with tf.GradientTape() as g_tape:
+                fake = self.generator(self._inputs(z, labels[:, k]), training=True)
+                self._discriminator_step(real[:, k], labels[:, k], tf.stop_gradient(fake), step,
+                                         salt=2 * k + 1)
+                if k == self.n_critic - 1:
+                    per_example = self.g_loss_fn(self._critic(fake, labels[:, k]))
+                    g_loss = tf.nn.compute_average_loss(per_example)
+        weights = self.generator.trainable_weights
+        self.g_optimizer.apply(dense_gradients(g_tape.gradient(g_loss, weights)), weights)
+        self.trackers["g_loss"].update_state(tf.reduce_mean(per_example))
         if self.ema_generator is not None:
-            self._update_ema()
+            self._update_ema(step + 1)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
-    def _discriminator_step(self, real, labels, z, step, salt):
-        fake = self.generator(self._inputs(z, labels), training=True)
+    def _discriminator_step(self, real, labels, fake, step, salt):
         with tf.GradientTape() as tape:
             real_logits = self._critic(real, labels)
             fake_logits = self._critic(fake, labels)
@@ -111,24 +121,17 @@ class GAN(keras.Model):
         self.trackers["d_real"].update_state(tf.reduce_mean(as_score(real_logits)))
         self.trackers["d_fake"].update_state(tf.reduce_mean(as_score(fake_logits)))
 
-    def _generator_step(self, z, labels):
-        with tf.GradientTape() as tape:
-            fake = self.generator(self._inputs(z, labels), training=True)
-            per_example = self.g_loss_fn(self._critic(fake, labels))
-            g_loss = tf.nn.compute_average_loss(per_example)
-        weights = self.generator.trainable_weights
-        self.g_optimizer.apply(dense_gradients(tape.gradient(g_loss, weights)), weights)
-        self.trackers["g_loss"].update_state(tf.reduce_mean(per_example))
-
-    def _update_ema(self):
+    def _update_ema(self, t):
         """ema <- m * ema + (1 - m) * w for every generator weight, in cross-replica context.
 
-        m = min(ema_momentum, (1 + t) / (10 + t)) at generator step t, the warm-up of
+        m = min(ema_momentum, (1 + t) / (10 + t)) after generator step t, the warm-up of
         `tf.train.ExponentialMovingAverage`, so early previews are not dominated by the
-        initial weights. Under MirroredStrategy a plain `assign` in replica context fails, so the
-        update goes through `merge_call` and `strategy.extended.update`, as optimizers do.
+        initial weights. (t is passed in: reading the optimizer's step counter after its update
+        made `fit` a third slower.) Under MirroredStrategy a plain `assign` in replica context
+        fails, so the update goes through `merge_call` and `strategy.extended.update`, as
+        optimizers do.
         """
-        t = tf.cast(self.g_optimizer.iterations, tf.float32)
+        t = tf.cast(t, tf.float32)
         m = tf.minimum(self.ema_momentum, (1.0 + t) / (10.0 + t))
 
         def update(strategy):
@@ -160,6 +163,8 @@ class GAN(keras.Model):
         return cls(**config)
 
     def get_compile_config(self):
+        if not self.compiled:
+            return None
         return {
             "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
             "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
