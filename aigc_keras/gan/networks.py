@@ -38,9 +38,20 @@ def upsampling_plan(image_shape) -> tuple[int, int, int]:
     return h, w, stages
 
 
+class _Network(keras.Model):
+    """A functional network whose config is its constructor arguments, kept as attributes."""
+
+    config_keys: tuple[str, ...] = ()
+
+    def get_config(self):
+        return {"name": self.name, **{key: getattr(self, key) for key in self.config_keys}}
+
+
 @keras.saving.register_keras_serializable("aigc_keras")
-class Generator(keras.Model):
+class Generator(_Network):
     """z [N, latent_dim] (and label [N] int32 when conditional) -> images [N, H, W, C] in [-1, 1]."""
+
+    config_keys = ("latent_dim", "image_shape", "base_filters", "num_classes")
 
     def __init__(self, latent_dim, image_shape, base_filters=64, num_classes=0, **kwargs):
         image_shape = tuple(image_shape)
@@ -69,19 +80,12 @@ class Generator(keras.Model):
         self.base_filters = base_filters
         self.num_classes = num_classes
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "latent_dim": self.latent_dim,
-            "image_shape": list(self.image_shape),
-            "base_filters": self.base_filters,
-            "num_classes": self.num_classes,
-        }
-
 
 @keras.saving.register_keras_serializable("aigc_keras")
-class Discriminator(keras.Model):
+class Discriminator(_Network):
     """images [N, H, W, C] (and label [N] int32 when conditional) -> logits [N, 1]."""
+
+    config_keys = ("image_shape", "base_filters", "num_classes")
 
     def __init__(self, image_shape, base_filters=64, num_classes=0, **kwargs):
         image_shape = tuple(image_shape)
@@ -105,11 +109,3 @@ class Discriminator(keras.Model):
         self.image_shape = image_shape
         self.base_filters = base_filters
         self.num_classes = num_classes
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "image_shape": list(self.image_shape),
-            "base_filters": self.base_filters,
-            "num_classes": self.num_classes,
-        }
