@@ -90,8 +90,15 @@ class ImageData:
         ds = functools.reduce(
             tf.data.Dataset.concatenate, [epoch(e) for e in range(start_epoch, start_epoch + num_epochs)]
         )
-        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) / 127.5 - 1.0, y), num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) / 127.5 - 1.0, y)).prefetch(2)
+        # One private thread, no autotuning: with tf.data's default threading, `fit` on 2 CPU
+        # cores ran at half speed in a third of the runs (312 against 624-760 img/s). The
+        # pipeline only slices cached uint8 and scales it: one thread gives 2,700 batches/s.
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        options.threading.private_threadpool_size = 1
+        options.threading.max_intra_op_parallelism = 1
+        return ds.with_options(options)
 
 
 def load_images(spec: str) -> ImageData:
