@@ -114,3 +114,14 @@ def test_top_level_cli_py_is_the_console_script():
     result = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--help"], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0 and "train" in result.stdout and "export" in result.stdout
+
+
+def test_readme_documents_every_option_and_command():
+    from aigc_keras.gan.config import GANConfig
+
+    readme = (ROOT / "README.md").read_text()
+    for field, _ in GANConfig.field_specs():
+        assert f"`--{field.name.replace('_', '-')}" in readme, field.name
+    for command in ("aigc-keras train gan", "aigc-keras sample gan", "aigc-keras export gan --tflite",
+                    "aigc-keras info", "python -m pytest"):
+        assert command in readme, command

@@ -8,6 +8,7 @@ import click
 
 from .. import __version__
 from . import gan
+from .options import config_argv
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -79,6 +80,7 @@ def info(model_dir, as_json):
         last = history[-1]
         metrics = "  ".join(f"{k} {v:.4g}" for k, v in last.items() if k not in ("epoch", "seconds"))
         click.echo(f"metrics:  {metrics}  (epoch {last['epoch']})")
-    click.echo("options:  " + "  ".join(f"--{k.replace('_', '-')} {v}" for k, v in config.items()))
+    argv = config_argv(md.config(run["family"]))
+    click.echo(f"command:  aigc-keras train {run['family']} --model-dir {md.path} {' '.join(argv)}")
     if md.model.exists():
         click.echo(f"model:    {md.model} ({md.model.stat().st_size / 1e6:.1f} MB)")

@@ -14,7 +14,7 @@ from .options import config_options
 @click.command("gan", epilog="""\b
 Examples:
   aigc-keras train gan
-  aigc-keras train gan --loss wgan-gp --ema --epochs 20
+  aigc-keras train gan --loss wgan-gp --epochs 20
   aigc-keras train gan --conditional --model-dir saved_models/cgan
   aigc-keras train gan --data npz:faces.npz --base-filters 64""")
 @model_dir_option("gan")

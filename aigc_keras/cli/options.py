@@ -35,3 +35,15 @@ def _option(field, hint):
     else:
         kind = str
     return click.option(f"--{name}", field.name, type=kind, **kwargs)
+
+
+def config_argv(config) -> list[str]:
+    """The flags that reproduce `config` (the inverse of `config_options`)."""
+    argv = []
+    for field, _ in config.field_specs():
+        value, name = getattr(config, field.name), field.name.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(f"--{name}" if value else f"--no-{name}")
+        elif value is not None:
+            argv += [f"--{name}", str(value)]
+    return argv
