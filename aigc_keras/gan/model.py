@@ -7,7 +7,8 @@ import functools
 import keras
 import tensorflow as tf
 
-from ..training.distributed import dense_gradients, replica_noise
+from ..networks import ema_copy
+from ..training.distributed import dense_gradients, replica_noise, update_ema
 from .losses import LOSSES, d_loss_ns, gradient_penalty
 
 
@@ -38,9 +39,7 @@ class GAN(keras.Model):
             self.d_loss_fn = functools.partial(d_loss_ns, label_smoothing=label_smoothing)
         self.ema_generator = None
         if ema_momentum:
-            config = {**generator.get_config(), "name": "ema_generator"}
-            self.ema_generator = type(generator).from_config(config)
-            self.ema_generator.set_weights(generator.get_weights())
+            self.ema_generator = ema_copy(generator, "ema_generator")
         names = ["d_loss", "g_loss", "d_real", "d_fake"] + (["gp"] if loss == "wgan-gp" else [])
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.built = True
@@ -100,7 +99,7 @@ class GAN(keras.Model):
         self.g_optimizer.apply(dense_gradients(g_tape.gradient(g_loss, weights)), weights)
         self.trackers["g_loss"].update_state(tf.reduce_mean(per_example))
         if self.ema_generator is not None:
-            self._update_ema(step + 1)
+            update_ema(self.ema_generator.weights, self.generator.weights, self.ema_momentum, step + 1)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def _discriminator_step(self, real, labels, fake, step, salt):
@@ -120,27 +119,6 @@ class GAN(keras.Model):
         self.trackers["d_loss"].update_state(tf.reduce_mean(per_example))
         self.trackers["d_real"].update_state(tf.reduce_mean(as_score(real_logits)))
         self.trackers["d_fake"].update_state(tf.reduce_mean(as_score(fake_logits)))
-
-    def _update_ema(self, t):
-        """ema <- m * ema + (1 - m) * w for every generator weight, in cross-replica context.
-
-        m = min(ema_momentum, (1 + t) / (10 + t)) after generator step t, the warm-up of
-        `tf.train.ExponentialMovingAverage`, so early previews are not dominated by the
-        initial weights. (t is passed in: reading the optimizer's step counter after its update
-        made `fit` a third slower.) Under MirroredStrategy a plain `assign` in replica context
-        fails, so the update goes through `merge_call` and `strategy.extended.update`, as
-        optimizers do.
-        """
-        t = tf.cast(t, tf.float32)
-        m = tf.minimum(self.ema_momentum, (1.0 + t) / (10.0 + t))
-
-        def update(strategy):
-            for ema_var, var in zip(self.ema_generator.weights, self.generator.weights):
-                strategy.extended.update(
-                    ema_var.value, lambda e, w: e.assign(m * e + (1.0 - m) * w), args=(var.value,)
-                )
-
-        tf.distribute.get_replica_context().merge_call(update)
 
     def get_config(self):
         return {

@@ -20,6 +20,7 @@ import keras
 from keras import layers
 
 from ..errors import AigcError
+from ..networks import ConfigNetwork
 
 _LABEL_DIM = 32  # size of the label embedding the generator appends to z
 
@@ -38,17 +39,8 @@ def upsampling_plan(image_shape) -> tuple[int, int, int]:
     return h, w, stages
 
 
-class _Network(keras.Model):
-    """A functional network whose config is its constructor arguments, kept as attributes."""
-
-    config_keys: tuple[str, ...] = ()
-
-    def get_config(self):
-        return {"name": self.name, **{key: getattr(self, key) for key in self.config_keys}}
-
-
 @keras.saving.register_keras_serializable("aigc_keras")
-class Generator(_Network):
+class Generator(ConfigNetwork):
     """z [N, latent_dim] (and label [N] int32 when conditional) -> images [N, H, W, C] in [-1, 1]."""
 
     config_keys = ("latent_dim", "image_shape", "base_filters", "num_classes")
@@ -82,7 +74,7 @@ class Generator(_Network):
 
 
 @keras.saving.register_keras_serializable("aigc_keras")
-class Discriminator(_Network):
+class Discriminator(ConfigNetwork):
     """images [N, H, W, C] (and label [N] int32 when conditional) -> logits [N, 1]."""
 
     config_keys = ("image_shape", "base_filters", "num_classes")

@@ -33,3 +33,22 @@ def dense_gradients(grads):
     ("Collective instance ... expected type ... but got ..."). The tables here are small.
     """
     return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+
+
+def update_ema(ema_weights, weights, momentum: float, t):
+    """ema <- m * ema + (1 - m) * w for each pair of weights, in cross-replica context.
+
+    m = min(momentum, (1 + t) / (10 + t)) after training step t, the warm-up of
+    `tf.train.ExponentialMovingAverage`, so early samples are not dominated by the initial
+    weights. Under MirroredStrategy a plain `assign` in replica context fails, so the update
+    goes through `merge_call` and `strategy.extended.update`, as optimizers do. (Pass t in:
+    reading an optimizer's step counter after its update made `fit` a third slower.)
+    """
+    t = tf.cast(t, tf.float32)
+    m = tf.minimum(momentum, (1.0 + t) / (10.0 + t))
+
+    def update(strategy):
+        for ema_var, var in zip(ema_weights, weights):
+            strategy.extended.update(ema_var.value, lambda e, w: e.assign(m * e + (1.0 - m) * w), args=(var.value,))
+
+    tf.distribute.get_replica_context().merge_call(update)
