@@ -1,0 +1,139 @@
+"""Samplers: one reverse step x_t -> x_{t_prev} from a noise prediction, like diffusers' schedulers.
+
+A sampler knows the schedule (alpha_bar) and nothing of the network or of how it was trained:
+the pipeline hands it `eps`, the predicted noise. Every sampler has
+
+    timesteps(num_steps) -> (t, t_prev)          int arrays, descending; the last t_prev is -1
+    initial_state(x)     -> tuple of tensors      what a multistep method carries between steps
+    step(eps, t, t_prev, x, noise, state) -> (x_prev, state)
+
+with `t`, `t_prev` scalar int tensors (alpha_bar at -1 is 1: no noise) and `noise` a standard
+normal tensor like `x`, used only by stochastic samplers. The predicted x_0 is clipped to the
+data range [-1, 1] before it is used (as in DDPM's reference code).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from .schedules import NoiseSchedule
+
+SAMPLERS = ("ddpm", "ddim", "dpm++")
+
+
+class Sampler:
+    stochastic = False
+
+    def __init__(self, schedule: NoiseSchedule):
+        self.schedule = schedule
+        self._alpha_bar = tf.constant(np.concatenate([[1.0], schedule.alphas_cumprod]), tf.float32)
+
+    def timesteps(self, num_steps: int):
+        """`num_steps` steps spread evenly from T-1 down to 0 (the first step is pure noise)."""
+        total = self.schedule.timesteps
+        if not 1 <= num_steps <= total:
+            raise ValueError(f"--steps must be in 1..{total}, got {num_steps}")
+        t = np.round(np.linspace(total - 1, 0, num_steps)).astype(np.int32)
+        return t, np.append(t[1:], -1).astype(np.int32)
+
+    def initial_state(self, x):
+        return ()
+
+    def alpha_bar(self, t):
+        return tf.gather(self._alpha_bar, tf.cast(t, tf.int32) + 1)
+
+    def x0_from_eps(self, eps, t, x):
+        """x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), clipped to [-1, 1]."""
+        alpha_bar = self.alpha_bar(t)
+        return tf.clip_by_value((x - tf.sqrt(1.0 - alpha_bar) * eps) / tf.sqrt(alpha_bar), -1.0, 1.0)
+
+
+class DDPMSampler(Sampler):
+    """Ancestral sampling from the posterior q(x_{t_prev} | x_t, x_0) (Ho et al., 2020, eq. 6-7).
+
+    With all T steps this is DDPM; with fewer, alpha_t = alpha_bar_t / alpha_bar_prev spans the gap.
+    """
+
+    stochastic = True
+
+    def timesteps(self, num_steps: int | None = None):
+        return super().timesteps(num_steps or self.schedule.timesteps)
+
+    def step(self, eps, t, t_prev, x, noise=None, state=()):
+        alpha_bar, alpha_bar_prev = self.alpha_bar(t), self.alpha_bar(t_prev)
+        alpha = alpha_bar / alpha_bar_prev
+        beta = 1.0 - alpha
+        x0 = self.x0_from_eps(eps, t, x)
+        mean = (tf.sqrt(alpha_bar_prev) * beta / (1.0 - alpha_bar)) * x0 + \
+               (tf.sqrt(alpha) * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar)) * x
+        variance = beta * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar)
+        return mean + tf.sqrt(variance) * noise, state
+
+
+class DDIMSampler(Sampler):
+    """DDIM (Song et al., 2021, eq. 12): deterministic with eta = 0, DDPM's variance with eta = 1."""
+
+    def __init__(self, schedule: NoiseSchedule, eta: float = 0.0):
+        super().__init__(schedule)
+        self.eta = float(eta)
+        self.stochastic = self.eta > 0
+
+    def sigma(self, t, t_prev):
+        alpha_bar, alpha_bar_prev = self.alpha_bar(t), self.alpha_bar(t_prev)
+        return self.eta * tf.sqrt((1.0 - alpha_bar_prev) / (1.0 - alpha_bar) * (1.0 - alpha_bar / alpha_bar_prev))
+
+    def step(self, eps, t, t_prev, x, noise=None, state=()):
+        alpha_bar, alpha_bar_prev = self.alpha_bar(t), self.alpha_bar(t_prev)
+        x0 = self.x0_from_eps(eps, t, x)
+        eps = (x - tf.sqrt(alpha_bar) * x0) / tf.sqrt(1.0 - alpha_bar)  # consistent with the clipped x_0
+        sigma = self.sigma(t, t_prev)
+        x_prev = tf.sqrt(alpha_bar_prev) * x0 + tf.sqrt(tf.maximum(1.0 - alpha_bar_prev - sigma**2, 0.0)) * eps
+        if self.stochastic:
+            x_prev += sigma * noise
+        return x_prev, state
+
+
+class DPMSolverPP2MSampler(Sampler):
+    """DPM-Solver++(2M) (Lu et al., 2022, Algorithm 2): a second-order multistep solver in x_0.
+
+    With lambda = log(alpha / sigma), alpha = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar) and
+    h = lambda_prev - lambda_t:
+        x_prev = (sigma_prev / sigma_t) x_t - alpha_prev (e^{-h} - 1) D,
+        D = (1 + 1/(2r)) x0_t - 1/(2r) x0_last,   r = h_last / h,
+    first order (D = x0_t) on the first step; the last step returns x_0 itself.
+    The state carries (x0_last, h_last, has_last).
+    """
+
+    def initial_state(self, x):
+        return (tf.zeros_like(x), tf.zeros([], tf.float32), tf.zeros([], tf.float32))
+
+    def lam(self, t):
+        alpha_bar = self.alpha_bar(t)
+        return 0.5 * (tf.math.log(alpha_bar) - tf.math.log(1.0 - alpha_bar))
+
+    def step(self, eps, t, t_prev, x, noise=None, state=()):
+        x0_last, h_last, has_last = state
+        x0 = self.x0_from_eps(eps, t, x)
+        final = t_prev < 0
+        safe_prev = tf.where(final, tf.zeros_like(t_prev), t_prev)  # avoid log(0) at the last step
+        alpha_bar, alpha_bar_prev = self.alpha_bar(t), self.alpha_bar(safe_prev)
+        h = self.lam(safe_prev) - self.lam(t)
+        r = h_last / h
+        second = has_last * ((1.0 + 0.5 / tf.where(has_last > 0, r, 1.0)) * x0
+                             - 0.5 / tf.where(has_last > 0, r, 1.0) * x0_last)
+        d = second + (1.0 - has_last) * x0
+        x_prev = tf.sqrt((1.0 - alpha_bar_prev) / (1.0 - alpha_bar)) * x - \
+            tf.sqrt(alpha_bar_prev) * (tf.exp(-h) - 1.0) * d
+        x_prev = tf.where(final, x0, x_prev)
+        return x_prev, (x0, h, tf.ones([], tf.float32))
+
+
+def make_sampler(name: str, schedule: NoiseSchedule, eta: float = 0.0) -> Sampler:
+    if name == "ddpm":
+        return DDPMSampler(schedule)
+    if name == "ddim":
+        return DDIMSampler(schedule, eta)
+    if name == "dpm++":
+        return DPMSolverPP2MSampler(schedule)
+    raise ValueError(f"unknown sampler {name!r}: use one of {', '.join(SAMPLERS)}")

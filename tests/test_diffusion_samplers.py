@@ -1,0 +1,140 @@
+"""Schedules and samplers against NumPy reference formulas (no network)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aigc_keras.diffusion.samplers import (
+    DDIMSampler,
+    DDPMSampler,
+    DPMSolverPP2MSampler,
+    make_sampler,
+)
+from aigc_keras.diffusion.schedules import NoiseSchedule
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine"])
+def test_alpha_bar_is_monotone_with_known_endpoints(name):
+    s = NoiseSchedule(name, 1000)
+    ab = s.alphas_cumprod
+    assert ab.shape == (1000,) and np.all(np.diff(ab) < 0) and np.all(ab > 0)
+    np.testing.assert_allclose(ab, np.cumprod(1 - s.betas))
+    if name == "linear":
+        np.testing.assert_allclose(s.betas[[0, -1]], [1e-4, 0.02])
+        np.testing.assert_allclose(ab[0], 0.9999)
+        np.testing.assert_allclose(ab[-1], 4.0358e-5, rtol=1e-3)
+    else:
+        f = lambda t: np.cos((t / 1000 + 0.008) / 1.008 * np.pi / 2) ** 2  # noqa: E731
+        np.testing.assert_allclose(ab[[0, 499]], [f(1) / f(0), f(500) / f(0)], rtol=1e-9)
+        assert ab[-1] < 1e-6 and s.betas.max() <= 0.999
+    np.testing.assert_allclose(s.alpha_bar([-1, 0]), [1.0, ab[0]])
+
+
+def test_q_sample_mean_and_variance():
+    s = NoiseSchedule("linear", 1000)
+    x0 = np.full((20000, 1, 1, 1), 0.5, np.float32)
+    eps = np.random.default_rng(0).standard_normal(x0.shape).astype(np.float32)
+    for t in (0, 250, 999):
+        x_t = s.q_sample(x0, np.full(len(x0), t), eps).numpy()
+        ab = s.alphas_cumprod[t]
+        np.testing.assert_allclose(x_t.mean(), np.sqrt(ab) * 0.5, atol=0.02)
+        np.testing.assert_allclose(x_t.var(), 1 - ab, rtol=0.03, atol=1e-6)
+
+
+def test_timesteps_run_from_T_minus_1_to_the_clean_end():
+    s = NoiseSchedule("linear", 1000)
+    t, t_prev = DDIMSampler(s).timesteps(50)
+    assert t[0] == 999 and t[-1] == 0 and t_prev[-1] == -1 and len(t) == 50
+    assert np.all(np.diff(t) < 0) and np.array_equal(t_prev[:-1], t[1:])
+    t, _ = DDPMSampler(s).timesteps()
+    assert np.array_equal(t, np.arange(999, -1, -1))
+    with pytest.raises(ValueError, match="1..1000"):
+        DDIMSampler(s).timesteps(1001)
+
+
+def _posterior(s, x0, x_t, t, t_prev):
+    """DDPM posterior q(x_{t_prev} | x_t, x_0): mean and variance (Ho et al. eq. 7)."""
+    ab, ab_prev = s.alpha_bar(t), s.alpha_bar(t_prev)
+    beta = 1 - ab / ab_prev
+    mean = np.sqrt(ab_prev) * beta / (1 - ab) * x0 + np.sqrt(ab / ab_prev) * (1 - ab_prev) / (1 - ab) * x_t
+    return mean, beta * (1 - ab_prev) / (1 - ab)
+
+
+def test_ddpm_step_is_the_posterior_and_ddim_eta_1_has_its_variance():
+    s = NoiseSchedule("linear", 1000)
+    rng = np.random.default_rng(0)
+    x0 = rng.uniform(-0.8, 0.8, (4, 3)).astype(np.float32)
+    eps = rng.standard_normal((4, 3)).astype(np.float32)
+    noise = rng.standard_normal((4, 3)).astype(np.float32)
+    ddpm, ddim1 = DDPMSampler(s), DDIMSampler(s, eta=1.0)
+    for t, t_prev in ((999, 998), (500, 499), (10, 9), (1, 0)):
+        x_t = (np.sqrt(s.alpha_bar(t)) * x0 + np.sqrt(1 - s.alpha_bar(t)) * eps).astype(np.float32)
+        mean, var = _posterior(s, x0, x_t, t, t_prev)
+        got, _ = ddpm.step(tf.constant(eps), tf.constant(t), tf.constant(t_prev), tf.constant(x_t), tf.constant(noise))
+        np.testing.assert_allclose(got, mean + np.sqrt(var) * noise, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(ddim1.sigma(t, t_prev).numpy() ** 2, var, rtol=1e-3)
+        got, _ = ddim1.step(tf.constant(eps), tf.constant(t), tf.constant(t_prev), tf.constant(x_t), tf.constant(noise))
+        np.testing.assert_allclose(got, mean + np.sqrt(var) * noise, rtol=1e-3, atol=1e-4)
+
+
+def test_ddim_eta_0_is_the_deterministic_update():
+    s = NoiseSchedule("cosine", 1000)
+    rng = np.random.default_rng(1)
+    x0 = rng.uniform(-0.8, 0.8, (2, 5)).astype(np.float32)
+    eps = rng.standard_normal((2, 5)).astype(np.float32)
+    t, t_prev = 700, 400
+    x_t = (np.sqrt(s.alpha_bar(t)) * x0 + np.sqrt(1 - s.alpha_bar(t)) * eps).astype(np.float32)
+    sampler = DDIMSampler(s)
+    assert not sampler.stochastic
+    got, _ = sampler.step(tf.constant(eps), tf.constant(t), tf.constant(t_prev), tf.constant(x_t))
+    want = np.sqrt(s.alpha_bar(t_prev)) * x0 + np.sqrt(1 - s.alpha_bar(t_prev)) * eps
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def _gaussian_toy(s, scale):
+    """Data x_0 ~ N(0, scale^2): the exact eps(x_t, t) is linear in x_t, and the probability-flow
+    ODE maps x_t to x_{t'} = std(t') / std(t) x_t with std(t)^2 = alpha_bar scale^2 + 1 - alpha_bar."""
+    def eps(x, t):
+        ab = s.alpha_bar(int(t))
+        return np.sqrt(1 - ab) / (ab * scale**2 + 1 - ab) * x
+
+    def std(t):
+        ab = s.alpha_bar(t)
+        return np.sqrt(ab * scale**2 + 1 - ab)
+
+    return eps, std
+
+
+def _ode_error(name, schedule, steps, scale=0.25):
+    """max |x - exact| after following the toy's ODE from t = T-1 to t = 0 with `steps` steps."""
+    eps_fn, std = _gaussian_toy(schedule, scale)
+    sampler = make_sampler(name, schedule)
+    x_T = np.linspace(-2.5, 2.5, 8).astype(np.float32)
+    ts, t_prevs = sampler.timesteps(steps)
+    x, state = tf.constant(x_T), sampler.initial_state(tf.constant(x_T))
+    for t, t_prev in zip(ts[:-1], t_prevs[:-1]):  # stop at t = 0, before the jump to x_0
+        x, state = sampler.step(tf.constant(eps_fn(x.numpy(), t), tf.float32), tf.constant(t),
+                                tf.constant(t_prev), x, None, state)
+    return np.abs(x.numpy() - std(ts[-1]) / std(ts[0]) * x_T).max()
+
+
+def test_dpm_solver_pp_2m_is_second_order_on_the_closed_form_ode_solution():
+    """Halving the step size cuts DPM-Solver++(2M)'s error ~4x (second order), DDIM's ~2x."""
+    s = NoiseSchedule("cosine", 1000)
+    dpm = [_ode_error("dpm++", s, n) for n in (100, 200)]
+    ddim = [_ode_error("ddim", s, n) for n in (100, 200)]
+    assert 3.2 < dpm[0] / dpm[1] < 4.8, dpm
+    assert 1.6 < ddim[0] / ddim[1] < 2.4, ddim
+    assert dpm[1] < 0.005 and dpm[1] < ddim[1] / 3, (dpm, ddim)
+
+
+def test_dpm_solver_pp_first_step_is_first_order_and_last_step_returns_x0():
+    s = NoiseSchedule("linear", 1000)
+    sampler = DPMSolverPP2MSampler(s)
+    x = tf.constant([[0.3, -0.2]])
+    eps = tf.constant([[0.1, 0.4]])
+    ddim_x, _ = DDIMSampler(s).step(eps, tf.constant(999), tf.constant(500), x)
+    got, state = sampler.step(eps, tf.constant(999), tf.constant(500), x, None, sampler.initial_state(x))
+    np.testing.assert_allclose(got, ddim_x, rtol=1e-5, atol=1e-6)  # DPM-Solver++(1) is DDIM
+    last, _ = sampler.step(eps, tf.constant(0), tf.constant(-1), x, None, state)
+    np.testing.assert_allclose(last, sampler.x0_from_eps(eps, tf.constant(0), x), rtol=1e-6)
