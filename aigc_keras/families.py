@@ -12,6 +12,7 @@ from .errors import AigcError
 
 _FAMILIES = {
     "gan": ("aigc_keras.gan.config:GANConfig", "aigc_keras.gan.family:GANFamily"),
+    "diffusion": ("aigc_keras.diffusion.config:DiffusionConfig", "aigc_keras.diffusion.family:DiffusionFamily"),
 }
 
 NAMES = tuple(_FAMILIES)

@@ -4,7 +4,9 @@ After `import aigc_keras.models`, `keras.models.load_model("saved_models/gan/mod
 needs no `custom_objects`. (The package itself stays light: it does not import TensorFlow.)
 """
 
+from .diffusion.model import DiffusionModel
+from .diffusion.unet import SinusoidalEmbedding, UNet
 from .gan.model import GAN
 from .gan.networks import Discriminator, Generator
 
-__all__ = ["GAN", "Generator", "Discriminator"]
+__all__ = ["GAN", "Generator", "Discriminator", "DiffusionModel", "UNet", "SinusoidalEmbedding"]

@@ -48,3 +48,17 @@ def gan_config(images_npz):
         return GANConfig(**options)
 
     return make
+
+
+@pytest.fixture
+def diffusion_config(images_npz):
+    """A diffusion config (T = 50, a 2-level U-Net) that trains in seconds on the tiny dataset."""
+    from aigc_keras.diffusion.config import DiffusionConfig
+
+    def make(**overrides):
+        options = dict(data=images_npz, epochs=1, batch_size=16, steps_per_epoch=3, timesteps=50,
+                       base_filters=8, levels=2, strategy="default")
+        options.update(overrides)
+        return DiffusionConfig(**options)
+
+    return make

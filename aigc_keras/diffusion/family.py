@@ -1,0 +1,178 @@
+"""The diffusion family: data, model, preview, sampling and export wired to the shared code."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ..data import load_images
+from ..errors import AigcError
+from ..export.litert import Endpoint, uint8_images
+from ..imaging import grid, to_uint8
+from ..training.family import Family, data_epochs
+from .config import DiffusionConfig
+from .model import DiffusionModel
+from .pipeline import generate_fn, generate_steps
+from .samplers import DDIMSampler, make_sampler
+from .unet import UNet, check_image_size
+
+PREVIEW_STEPS = 25
+EXPORT_SAMPLERS = ("ddim", "dpm++")  # deterministic: the graph needs no random op
+
+
+def noise_inputs(num: int, image_shape, seed: int, num_classes: int = 0, label: int | None = None):
+    """x_T ~ N(0, I) from NumPy's generator (reproducible in any app) and the labels to draw.
+
+    A conditional model without `label` cycles through the classes.
+    """
+    if num < 1:
+        raise AigcError(f"--num must be >= 1, got {num}")
+    noise = np.random.default_rng(seed).standard_normal((num, *image_shape)).astype(np.float32)
+    if not num_classes:
+        if label is not None:
+            raise AigcError("--label needs a conditional model (train with --conditional)")
+        return noise, None
+    if label is not None and not 0 <= label < num_classes:
+        raise AigcError(f"--label must be in 0..{num_classes - 1}, got {label}")
+    labels = np.full(num, label) if label is not None else np.arange(num) % num_classes
+    return noise, labels.astype(np.int32)
+
+
+class DiffusionFamily(Family):
+    name = "diffusion"
+    config_class = DiffusionConfig
+    export_tolerance = 1e-3  # after N network calls, float32 round-off adds up
+
+    def load_data(self, config: DiffusionConfig):
+        data = load_images(config.data)
+        if config.conditional and not data.num_classes:
+            raise AigcError(f"--conditional needs labelled data, and {config.data} has no labels")
+        try:
+            check_image_size(data.image_shape, config.levels)
+        except AigcError as e:
+            raise AigcError(f"{config.data}: {e}") from None
+        return data
+
+    def dataset(self, config: DiffusionConfig, data, global_batch_size: int, start_epoch: int = 0):
+        return data_epochs(config, data, global_batch_size, start_epoch)
+
+    def build(self, config: DiffusionConfig, data_info: dict) -> DiffusionModel:
+        num_classes = len(data_info["class_names"]) if config.conditional else 0
+        network = UNet(data_info["image_shape"], config.base_filters, config.levels, config.res_blocks,
+                       config.attention, num_classes, name="network")
+        model = DiffusionModel(
+            network,
+            schedule=config.schedule,
+            timesteps=config.timesteps,
+            prediction=config.prediction,
+            label_dropout=config.label_dropout,
+            ema_momentum=config.ema_momentum if config.ema else None,
+            seed=config.seed,
+        )
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+        return model
+
+    def sample(self, model: DiffusionModel, num: int, seed: int, label: int | None = None, sampler: str = "ddim",
+               steps: int = 50, eta: float = 0.0, guidance: float | None = None, on_step=None):
+        """(uint8 images [N, H, W, C], labels or None, grid columns) from a trained model.
+
+        `on_step(i, x)` runs the loop step by step (progress bars, GIF frames); without it the
+        whole loop is one graph.
+        """
+        num_classes = model.num_classes
+        if guidance is not None and not num_classes:
+            raise AigcError("--guidance needs a conditional model (train with --conditional)")
+        noise, labels = noise_inputs(num, model.image_shape, seed, num_classes, label)
+        try:
+            chosen = make_sampler(sampler, model.schedule, eta)
+            chosen.timesteps(steps)
+        except ValueError as e:
+            raise AigcError(str(e)) from None
+        labels_t = None if labels is None else tf.constant(labels)
+        guidance_t = None if guidance is None else tf.constant(guidance, tf.float32)
+        if on_step is None:
+            x = tf.function(generate_fn(model, chosen, steps))(tf.constant(noise), labels_t, guidance_t, seed)
+        else:
+            x = generate_steps(model, chosen, steps, noise, labels_t, guidance_t, seed, on_step)
+        columns = num_classes if num_classes and label is None else None
+        return to_uint8(x), labels, columns
+
+    def preview(self, model: DiffusionModel, config: DiffusionConfig, data_info: dict):
+        num = 10 * model.num_classes if model.num_classes else 64
+        guidance = 3.0 if model.num_classes else None
+        images, _, columns = self.sample(model, num, config.seed, steps=PREVIEW_STEPS, guidance=guidance)
+        return grid(images, columns)
+
+    def export_spec(self, model: DiffusionModel, run: dict, steps: int = 25, sampler: str = "ddim"):
+        if sampler not in EXPORT_SAMPLERS:
+            raise AigcError(
+                f"--sampler {sampler} draws fresh noise at every step; export a deterministic sampler "
+                f"({' or '.join(EXPORT_SAMPLERS)})"
+            )
+        chosen = make_sampler(sampler, model.schedule)
+        try:
+            chosen.timesteps(steps)
+        except ValueError as e:
+            raise AigcError(str(e)) from None
+        generate = generate_fn(model, chosen, steps)
+        ddim_step = DDIMSampler(model.schedule)
+        shape, num_classes = list(model.image_shape), model.num_classes
+        noise_spec = tf.TensorSpec([None, *shape], tf.float32, name="noise")
+        x_spec = tf.TensorSpec([None, *shape], tf.float32, name="x")
+        t_specs = [tf.TensorSpec([], tf.int32, name="t"), tf.TensorSpec([], tf.int32, name="t_prev")]
+        cond_specs = [tf.TensorSpec([None], tf.int32, name="label"), tf.TensorSpec([], tf.float32, name="guidance")]
+
+        def outputs(x):
+            return {"images": uint8_images(x), "images_float": x}
+
+        def denoise(x, t, t_prev, labels=None, guidance=None):
+            eps = model.predict_eps(x, t, labels, guidance)
+            x_prev, _ = ddim_step.step(eps, t, t_prev, x)
+            return {"x_prev": x_prev, "images": uint8_images(ddim_step.x0_from_eps(eps, t, x))}
+
+        if num_classes:
+            @tf.function(input_signature=[noise_spec, *cond_specs])
+            def generate_signature(noise, label, guidance):
+                return outputs(generate(noise, label, guidance))
+
+            @tf.function(input_signature=[x_spec, *t_specs, *cond_specs])
+            def denoise_step(x, t, t_prev, label, guidance):
+                return denoise(x, t, t_prev, label, guidance)
+        else:
+            @tf.function(input_signature=[noise_spec])
+            def generate_signature(noise):
+                return outputs(generate(noise))
+
+            @tf.function(input_signature=[x_spec, *t_specs])
+            def denoise_step(x, t, t_prev):
+                return denoise(x, t, t_prev)
+
+        noise, labels = noise_inputs(4, shape, seed=0, num_classes=num_classes)
+        ts, t_prevs = chosen.timesteps(steps)
+        cond = {} if labels is None else {"label": labels, "guidance": np.array(3.0, np.float32)}
+        endpoints = [
+            Endpoint("generate", generate_signature, {"noise": noise, **cond},
+                     f"noise ~ N(0, 1) [N, H, W, C] (+ label [N] int32, guidance w) -> images uint8 and "
+                     f"images_float in [-1, 1], after {steps} {sampler} steps"),
+            Endpoint("denoise_step", denoise_step,
+                     {"x": noise, "t": np.array(ts[0], np.int32), "t_prev": np.array(t_prevs[0], np.int32), **cond},
+                     "one DDIM (eta=0) step x_t -> x_prev, and images: the current estimate of x_0"),
+        ]
+        metadata = {
+            "image_shape": shape,
+            "noise": "noise: float32 [N, H, W, C], independent standard normal values (x_T)",
+            "sampler": sampler,
+            "steps": steps,
+            "timesteps": [int(t) for t in ts],
+            "schedule": {"name": model.schedule.name, "timesteps": model.schedule.timesteps,
+                         "alphas_cumprod": [float(a) for a in model.schedule.alphas_cumprod]},
+            "prediction": model.prediction,
+            "conditional": bool(num_classes),
+            "num_classes": num_classes,
+            "null_label": num_classes if num_classes else None,
+            "class_names": run["data"]["class_names"] if num_classes else [],
+            "ema": model.ema_network is not None,
+            "config": run["config"],
+        }
+        return model.denoiser, endpoints, metadata

@@ -1,0 +1,72 @@
+"""The sampling pipeline: a trained denoiser + a sampler -> images.
+
+`generate_fn` builds the whole N-step loop as one graph (a `tf.while_loop`), which is what the
+CLI runs and what the LiteRT export embeds. `generate_steps` runs the same step function once
+per step from Python, for a progress bar and for GIF frames.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from .model import DiffusionModel
+from .samplers import Sampler
+
+
+def step_fn(model: DiffusionModel, sampler: Sampler):
+    """One reverse step: (x_t, t, t_prev, noise, state, labels, guidance) -> (x_prev, state)."""
+
+    def step(x, t, t_prev, noise, state, labels=None, guidance=None):
+        eps = model.predict_eps(x, t, labels, guidance)
+        return sampler.step(eps, t, t_prev, x, noise, state)
+
+    return step
+
+
+def _step_noise(x, seed, i):
+    """Fresh noise for step i of a stochastic sampler, reproducible from the seed."""
+    return tf.random.stateless_normal(tf.shape(x), seed=tf.stack([tf.cast(seed, tf.int32), i]))
+
+
+def generate_fn(model: DiffusionModel, sampler: Sampler, num_steps: int) -> Callable:
+    """fn(noise, labels=None, guidance=None, seed=0) -> x_0, all `num_steps` steps in one graph.
+
+    Deterministic samplers use no random op (so the graph converts to LiteRT builtins); the
+    stochastic ones draw each step's noise from `seed`.
+    """
+    ts, t_prevs = (tf.constant(a) for a in sampler.timesteps(num_steps))
+    step = step_fn(model, sampler)
+
+    def generate(noise, labels=None, guidance=None, seed=0):
+        def body(i, x, state):
+            fresh = _step_noise(x, seed, i) if sampler.stochastic else None
+            x, state = step(x, ts[i], t_prevs[i], fresh, state, labels, guidance)
+            return i + 1, x, state
+
+        state = sampler.initial_state(noise)
+        _, x, _ = tf.while_loop(lambda i, x, state: i < num_steps, body, (tf.constant(0), noise, state),
+                                maximum_iterations=num_steps)
+        return x
+
+    return generate
+
+
+def generate_steps(model: DiffusionModel, sampler: Sampler, num_steps: int, noise, labels=None,
+                   guidance=None, seed: int = 0, on_step: Callable[[int, np.ndarray], None] | None = None):
+    """The same computation as `generate_fn`, one compiled step per Python iteration.
+
+    `on_step(i, x)` sees x after step i (x_{t_prev}), for progress bars and animation frames.
+    """
+    ts, t_prevs = sampler.timesteps(num_steps)
+    compiled = tf.function(step_fn(model, sampler))
+    x = tf.convert_to_tensor(noise)
+    state = sampler.initial_state(x)
+    for i in range(num_steps):
+        fresh = _step_noise(x, seed, tf.constant(i)) if sampler.stochastic else None
+        x, state = compiled(x, tf.constant(ts[i]), tf.constant(t_prevs[i]), fresh, state, labels, guidance)
+        if on_step is not None:
+            on_step(i, x.numpy())
+    return x
