@@ -64,3 +64,16 @@ def save_images(path: str | Path, images: np.ndarray, labels: np.ndarray | None 
             arrays["labels"] = np.asarray(labels, np.int32)
         np.savez_compressed(buf, **arrays)
         fileio.write_bytes(path, buf.getvalue())
+
+
+def save_gif(path: str | Path, frames: list[np.ndarray], seconds_per_frame: float = 0.08, hold: float = 1.5) -> None:
+    """Write uint8 frames [H, W, C] as a looping animated GIF; the last frame is held `hold` s."""
+    from PIL import Image
+
+    if Path(path).suffix.lower() != ".gif":
+        raise AigcError(f"--gif {path}: use a .gif file name")
+    pictures = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
+    durations = [int(seconds_per_frame * 1000)] * (len(pictures) - 1) + [int(hold * 1000)]
+    buf = io.BytesIO()
+    pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0)
+    fileio.write_bytes(path, buf.getvalue())

@@ -24,7 +24,8 @@ def run(capsys, *args):
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["train"], ["train", "gan"], ["sample", "gan"], ["export", "gan"], ["info"]],
+    [[], ["train"], ["train", "gan"], ["sample", "gan"], ["export", "gan"], ["info"],
+     ["train", "diffusion"], ["sample", "diffusion"], ["export", "diffusion"]],
 )
 def test_every_command_has_help_with_an_example(capsys, command):
     code, out, _ = run(capsys, *command, "--help")
@@ -77,6 +78,11 @@ def test_train_sample_export_info_end_to_end(capsys, images_npz, tmp_path):
         (["export", "gan", "--model", "/no/such/dir"], "does not exist", 1),
         (["export", "gan", "--quantize", "dynamic"], "--quantize applies to the LiteRT file", 1),
         (["info", "/no/such/dir"], "does not exist", 1),
+        (["train", "diffusion", "--schedule", "sqrt"], "Invalid value for '--schedule'", 2),
+        (["train", "diffusion", "--data", "npz:/no/such.npz"], "/no/such.npz does not exist", 1),
+        (["sample", "diffusion", "--sampler", "ddpm", "--eta", "0.5"], "--eta applies to --sampler ddim only", 1),
+        (["sample", "diffusion", "--gif", "x.png"], "use a .gif file name", 1),
+        (["export", "diffusion", "--sampler", "ddpm"], "Invalid value for '--sampler'", 2),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(capsys, tmp_path, args, message, code):
@@ -117,11 +123,65 @@ def test_top_level_cli_py_is_the_console_script():
 
 
 def test_readme_documents_every_option_and_command():
+    from aigc_keras.diffusion.config import DiffusionConfig
     from aigc_keras.gan.config import GANConfig
 
     readme = (ROOT / "README.md").read_text()
-    for field, _ in GANConfig.field_specs():
-        assert f"`--{field.name.replace('_', '-')}" in readme, field.name
+    for config in (GANConfig, DiffusionConfig):
+        section = readme.split(f"### `aigc-keras train {config.family}`")[1].split("\n### ")[0]
+        for field, _ in config.field_specs():
+            assert f"`--{field.name.replace('_', '-')}" in section, (config.family, field.name)
     for command in ("aigc-keras train gan", "aigc-keras sample gan", "aigc-keras export gan --tflite",
-                    "aigc-keras info", "python -m pytest"):
+                    "aigc-keras train diffusion", "aigc-keras sample diffusion --sampler ddim",
+                    "aigc-keras export diffusion --tflite", "aigc-keras info", "python -m pytest"):
         assert command in readme, command
+
+
+DIFFUSION_TINY = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2", "--timesteps", "40",
+                  "--base-filters", "8", "--levels", "2", "--strategy", "default"]
+
+
+def test_diffusion_train_sample_gif_export_end_to_end(capsys, images_npz, tmp_path):
+    model = str(tmp_path / "diffusion")
+    code, out, _ = run(capsys, "train", "diffusion", "--data", images_npz, "--model-dir", model, "--conditional",
+                       *DIFFUSION_TINY)
+    assert code == 0 and "saved" in out, out
+
+    code, out, _ = run(capsys, "sample", "diffusion", "--model", model, "--sampler", "ddim", "--steps", "5",
+                       "--num", "4", "--label", "1", "--guidance", "3.0", "--out", str(tmp_path / "a.npz"))
+    assert code == 0 and "wrote 4 images" in out
+    arrays = np.load(tmp_path / "a.npz")
+    assert arrays["images"].shape == (4, 16, 16, 1) and arrays["labels"].tolist() == [1] * 4
+    code, out, _ = run(capsys, "sample", "diffusion", "--model", model, "--sampler", "ddim", "--steps", "5",
+                       "--num", "4", "--label", "1", "--guidance", "3.0", "--progress",
+                       "--out", str(tmp_path / "b.npz"))
+    assert code == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "b.npz")["images"], arrays["images"])  # same result
+
+    gif = tmp_path / "denoise.gif"
+    code, out, _ = run(capsys, "sample", "diffusion", "--model", model, "--sampler", "ddpm", "--num", "4",
+                       "--gif", str(gif), "--out", str(tmp_path / "c.png"))
+    assert code == 0 and "40 frames" in out  # ddpm runs all T = 40 steps
+    from PIL import Image
+
+    with Image.open(gif) as animation:
+        assert animation.n_frames == 40 and animation.size == (2 * 18 + 2, 2 * 18 + 2)
+
+    code, _, err = run(capsys, "sample", "diffusion", "--model", model, "--steps", "41")
+    assert code == 1 and "--steps must be in 1..40" in err
+
+    code, out, _ = run(capsys, "export", "diffusion", "--model", model, "--out", str(tmp_path / "exp"),
+                       "--tflite", "--steps", "4")
+    assert code == 0 and "signatures: generate, denoise_step" in out
+    meta = json.loads((tmp_path / "exp" / "metadata.json").read_text())
+    assert meta["steps"] == 4 and meta["sampler"] == "ddim" and meta["conditional"] is True
+
+    code, out, _ = run(capsys, "info", model)
+    assert code == 0 and "family:   diffusion" in out and "loss" in out
+
+
+def test_guidance_needs_a_conditional_diffusion_model(capsys, images_npz, tmp_path):
+    model = str(tmp_path / "d")
+    assert run(capsys, "train", "diffusion", "--data", images_npz, "--model-dir", model, *DIFFUSION_TINY)[0] == 0
+    code, _, err = run(capsys, "sample", "diffusion", "--model", model, "--guidance", "2")
+    assert code == 1 and "--guidance needs a conditional model" in err

@@ -7,7 +7,7 @@ import json
 import click
 
 from .. import __version__
-from . import gan
+from . import diffusion, gan
 from .options import config_argv
 
 
@@ -28,6 +28,7 @@ def cli():
 @cli.group(epilog="""\b
 Examples:
   aigc-keras train gan
+  aigc-keras train diffusion
   aigc-keras train gan --help      # every option of the family""")
 def train():
     """Train a model family (the same command again resumes an interrupted run)."""
@@ -35,21 +36,26 @@ def train():
 
 @cli.group(epilog="""\b
 Examples:
-  aigc-keras sample gan --num 64 --seed 0 --out digits.png""")
+  aigc-keras sample gan --num 64 --seed 0 --out digits.png
+  aigc-keras sample diffusion --sampler ddim --steps 50 --out d.png""")
 def sample():
     """Generate from a trained model."""
 
 
 @cli.group(epilog="""\b
 Examples:
-  aigc-keras export gan --tflite""")
+  aigc-keras export gan --tflite
+  aigc-keras export diffusion --tflite --steps 25""")
 def export():
     """Export a trained model as a SavedModel and a LiteRT .tflite file."""
 
 
 train.add_command(gan.train_gan)
+train.add_command(diffusion.train_diffusion)
 sample.add_command(gan.sample_gan)
+sample.add_command(diffusion.sample_diffusion)
 export.add_command(gan.export_gan)
+export.add_command(diffusion.export_diffusion)
 
 
 @cli.command(epilog="""\b

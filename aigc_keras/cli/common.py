@@ -53,11 +53,11 @@ def run_training(config, model_dir: str, overwrite: bool) -> None:
     click.echo(f"done in {_duration(time.time() - start)}")
 
 
-def run_export(family: str, model_dir: str, out_dir: str, tflite: bool, quantize: str) -> None:
+def run_export(family: str, model_dir: str, out_dir: str, tflite: bool, quantize: str, **options) -> None:
     import_tensorflow_quietly()
     from ..export import export_trained
 
-    meta = export_trained(family, model_dir, out_dir, tflite=tflite, quantize=quantize)
+    meta = export_trained(family, model_dir, out_dir, tflite=tflite, quantize=quantize, **options)
     click.echo(f"exported {out_dir}/saved_model (signatures: {', '.join(meta['signatures'])})")
     if tflite:
         diffs = ", ".join(f"{k} {v:.2g}" for k, v in meta["parity"]["max_abs_diff"].items())

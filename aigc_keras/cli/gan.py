@@ -7,7 +7,14 @@ import click
 from ..console import import_tensorflow_quietly
 from ..gan.config import GANConfig
 from ..imaging import check_output_name
-from .common import export_options, model_dir_option, model_option, overwrite_option, run_export, run_training
+from .common import (
+    export_options,
+    model_dir_option,
+    model_option,
+    overwrite_option,
+    run_export,
+    run_training,
+)
 from .options import config_options
 
 

@@ -47,8 +47,12 @@ def _tensor_spec(t) -> dict:
 
 
 def export_bundle(model: keras.Model, endpoints: list[Endpoint], out_dir: str | Path, tflite: bool,
-                  quantize: str, metadata: dict) -> dict:
-    """Write SavedModel (+ model.tflite) + metadata.json into `out_dir`; return the metadata."""
+                  quantize: str, metadata: dict, tolerance: float = TOLERANCE) -> dict:
+    """Write SavedModel (+ model.tflite) + metadata.json into `out_dir`; return the metadata.
+
+    A float32 LiteRT file whose float outputs differ from TensorFlow by more than `tolerance`
+    fails the export.
+    """
     check_options(tflite, quantize)
     out_dir = Path(out_dir)
     with fileio.staging_dir(out_dir) as stage:
@@ -65,15 +69,15 @@ def export_bundle(model: keras.Model, endpoints: list[Endpoint], out_dir: str | 
             (stage / "model.tflite").write_bytes(blob)
             diffs = _litert_parity(blob, endpoints, reference)
             worst = max((d for d, is_float in diffs.values() if is_float), default=0.0)
-            if quantize == "none" and worst > TOLERANCE:
+            if quantize == "none" and worst > tolerance:
                 raise AigcError(
-                    f"LiteRT output differs from TensorFlow by {worst:.3g} > {TOLERANCE:g}; "
+                    f"LiteRT output differs from TensorFlow by {worst:.3g} > {tolerance:g}; "
                     "nothing was exported"
                 )
             meta["files"].update({"tflite": "model.tflite", "tflite_bytes": len(blob)})
             meta["quantize"] = quantize
             meta["parity"] = {
-                "tolerance": TOLERANCE if quantize == "none" else None,
+                "tolerance": tolerance if quantize == "none" else None,
                 "max_abs_diff": {key: d for key, (d, _) in diffs.items()},
                 "checked_on": {ep.name: {k: list(v.shape) for k, v in ep.example.items()} for ep in endpoints},
             }

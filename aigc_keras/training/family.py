@@ -29,6 +29,7 @@ class Family:
     """
 
     name: str = ""
+    export_tolerance: float = 1e-4  # max |LiteRT - TF| of a float32 export, in [-1, 1] units
 
     def load_data(self, config):
         """The dataset described by `config.data`, with an `info()` dict and `num_classes`."""
@@ -46,6 +47,9 @@ class Family:
         """A fixed-seed sample shown after every epoch: a uint8 image [H, W, C]."""
         raise NotImplementedError
 
-    def export_spec(self, model, run: dict):
-        """(Keras model whose variables the exports use, [export.litert.Endpoint], metadata)."""
+    def export_spec(self, model, run: dict, **options):
+        """(Keras model whose variables the exports use, [export.litert.Endpoint], metadata).
+
+        `options` are the family's export options (none for the GAN).
+        """
         raise NotImplementedError

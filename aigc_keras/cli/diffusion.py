@@ -1,0 +1,108 @@
+"""`train diffusion`, `sample diffusion` and `export diffusion`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..console import import_tensorflow_quietly
+from ..diffusion.config import DiffusionConfig
+from ..errors import AigcError
+from ..imaging import check_output_name
+from .common import (
+    export_options,
+    model_dir_option,
+    model_option,
+    overwrite_option,
+    run_export,
+    run_training,
+)
+from .options import config_options
+
+SAMPLERS = ("ddpm", "ddim", "dpm++")  # diffusion.samplers.SAMPLERS, without importing TensorFlow
+GIF_FRAMES = 60
+
+
+@click.command("diffusion", epilog="""\b
+Examples:
+  aigc-keras train diffusion
+  aigc-keras train diffusion --conditional --model-dir saved_models/cdiffusion
+  aigc-keras train diffusion --schedule cosine --prediction v --epochs 20""")
+@model_dir_option("diffusion")
+@overwrite_option
+@config_options(DiffusionConfig)
+def train_diffusion(model_dir, overwrite, **options):
+    """Train a DDPM U-Net denoiser; rerun the same command to resume after an interruption."""
+    run_training(DiffusionConfig(**options), model_dir, overwrite)
+
+
+@click.command("diffusion", epilog="""\b
+Examples:
+  aigc-keras sample diffusion --sampler ddim --steps 50 --num 64 --seed 0 --out d.png
+  aigc-keras sample diffusion --sampler ddpm --steps 1000 --gif denoise.gif
+  aigc-keras sample diffusion --model saved_models/cdiffusion --label 3 --guidance 3.0 --out threes.png""")
+@model_option("diffusion")
+@click.option("--sampler", type=click.Choice(SAMPLERS), default="ddim", show_default=True,
+              help="ddpm (ancestral), ddim or dpm++ (DPM-Solver++(2M))")
+@click.option("--steps", type=click.IntRange(min=1), help="sampling steps [default: 50; T for ddpm]")
+@click.option("--eta", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="DDIM noise: 0 deterministic, 1 DDPM's variance")
+@click.option("--num", default=64, show_default=True, type=click.IntRange(min=1), help="number of images")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="noise seed")
+@click.option("--label", type=click.IntRange(min=0), help="class to draw (conditional models)")
+@click.option("--guidance", type=float, help="classifier-free guidance weight w (conditional models; 1 = none)")
+@click.option("--out", default="samples.png", show_default=True,
+              help=".png for an image grid, .npz for uint8 arrays [N, H, W, C]")
+@click.option("--gif", help="also write an animated GIF of the grid from x_T to x_0")
+@click.option("--progress", is_flag=True, help="run step by step with a progress bar (same result)")
+def sample_diffusion(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, progress):
+    """Generate images from a trained diffusion model."""
+    check_output_name(out)
+    if gif is not None and Path(gif).suffix.lower() != ".gif":
+        raise AigcError(f"--gif {gif}: use a .gif file name")
+    if eta and sampler != "ddim":
+        raise AigcError("--eta applies to --sampler ddim only")
+    import_tensorflow_quietly()
+    from ..families import get_family
+    from ..imaging import grid, save_gif, save_images, to_uint8
+    from ..training.model_dir import ModelDir
+
+    family = get_family("diffusion")
+    model = ModelDir(model_dir).load_model("diffusion")
+    steps = steps or (model.schedule.timesteps if sampler == "ddpm" else 50)
+    columns = model.num_classes if model.num_classes and label is None else None
+    frames, bar = [], None
+    keep = {round(i * (steps - 1) / (GIF_FRAMES - 1)) for i in range(GIF_FRAMES)} if gif else set()
+
+    def on_step(i, x):
+        if i in keep:
+            frames.append(grid(to_uint8(x.clip(-1, 1)), columns))
+        if bar is not None:
+            bar.update(1)
+
+    if progress:
+        with click.progressbar(length=steps, label=f"{sampler} x{steps}", file=click.get_text_stream("stderr")) as bar:
+            images, labels, columns = family.sample(model, num, seed, label, sampler, steps, eta, guidance, on_step)
+    else:
+        images, labels, columns = family.sample(model, num, seed, label, sampler, steps, eta, guidance,
+                                                on_step if gif else None)
+    save_images(out, images, labels, columns)
+    click.echo(f"wrote {num} images to {out}")
+    if gif:
+        save_gif(gif, frames)
+        click.echo(f"wrote {len(frames)} frames to {gif}")
+
+
+@click.command("diffusion", epilog="""\b
+Examples:
+  aigc-keras export diffusion --tflite --steps 25
+  aigc-keras export diffusion --tflite --steps 10 --sampler dpm++ --quantize float16 --out export/diffusion_fp16""")
+@export_options("diffusion")
+@click.option("--steps", type=click.IntRange(min=1), default=25, show_default=True,
+              help="sampling steps inside the exported generate signature")
+@click.option("--sampler", type=click.Choice(["ddim", "dpm++"]), default="ddim", show_default=True,
+              help="sampler inside generate (deterministic: noise is the only input)")
+def export_diffusion(model_dir, out_dir, tflite, quantize, steps, sampler):
+    """Export a diffusion model: signatures `generate` (the whole sampler) and `denoise_step`."""
+    run_export("diffusion", model_dir, out_dir, tflite, quantize, steps=steps, sampler=sampler)
