@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -28,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from timing import fit_against_plain, folder_mb, machine, median_ms  # noqa: E402
 
 from aigc_keras.export.litert import export_bundle  # noqa: E402
 from aigc_keras.gan.config import GANConfig  # noqa: E402
@@ -63,49 +61,6 @@ def plain_loop(generator, discriminator, ema_generator, ema_momentum, latent_dim
     return step
 
 
-class _StepClock(keras.callbacks.Callback):
-    """Times `steps` training steps inside one `fit` call, after `warmup` steps.
-
-    `fit`'s per-call setup (iterator, callbacks) is paid once per epoch of ~1,900 steps in real
-    training, so it is left out, as the plain loop's tracing is.
-    """
-
-    def __init__(self, warmup, steps):
-        super().__init__()
-        self.marks = {warmup - 1: None, warmup + steps - 1: None}
-
-    def on_train_batch_end(self, batch, logs=None):
-        if batch in self.marks:
-            float(logs["d_loss"])  # wait for the step
-            self.marks[batch] = time.perf_counter()
-
-
-def time_fit(model, dataset, steps, warmup=5):
-    clock = _StepClock(warmup, steps)
-    model.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, verbose=0, shuffle=False, callbacks=[clock])
-    start, end = clock.marks.values()
-    return end - start
-
-
-def time_plain(step, iterator, steps):
-    start = time.perf_counter()
-    for _ in range(steps):
-        real, _ = next(iterator)
-        losses = step(real[:, 0])
-    float(losses[0])  # wait for the last step
-    return time.perf_counter() - start
-
-
-def median_ms(fn, repeats=20):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100, help="timed steps per measurement")
@@ -123,20 +78,10 @@ def main():
     dataset = data.batches(config.batch_size, config.seed, num_epochs=epochs_needed, per_step=1)
     step = plain_loop(model.generator, model.discriminator, model.ema_generator, config.ema_momentum,
                       config.latent_dim)
-    iterator = iter(dataset)
-
-    time_fit(model, dataset, 10)
-    time_plain(step, iterator, 10)
-    fit_times, plain_times = [], []
-    for repeat in range(args.repeats):  # paired, in alternating order: this CPU's speed drifts
-        pair = [lambda: fit_times.append(time_fit(model, dataset, args.steps)),
-                lambda: plain_times.append(time_plain(step, iterator, args.steps))]
-        for measure in pair[::1 if repeat % 2 == 0 else -1]:
-            measure()
+    fit_s, plain_s, ratio = fit_against_plain(model, dataset, lambda batch: step(batch[0][:, 0])[0],
+                                              args.steps, args.repeats)
     images = args.steps * config.batch_size
-    fit_ips = images / statistics.median(fit_times)
-    plain_ips = images / statistics.median(plain_times)
-    ratio = statistics.median(p / f for f, p in zip(fit_times, plain_times))
+    fit_ips, plain_ips = images / fit_s, images / plain_s
 
     with tempfile.TemporaryDirectory() as tmp:
         tracked, endpoints, metadata = family.export_spec(model, {"config": config.to_dict(), "data": data.info()})
@@ -149,11 +94,10 @@ def main():
         z_tf = tf.constant(z)
         saved_ms = median_ms(lambda: saved(z=z_tf)["images"].numpy())
         litert_ms = median_ms(lambda: runner(z=z)["images"])
-        saved_mb = sum(p.stat().st_size for p in (Path(tmp) / "gan" / "saved_model").rglob("*") if p.is_file()) / 1e6
+        saved_mb = folder_mb(Path(tmp) / "gan" / "saved_model")
         tflite_mb = (Path(tmp) / "gan" / "model.tflite").stat().st_size / 1e6
 
-    print(f"GAN throughput on {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-          f"TF {tf.__version__}, Keras {keras.__version__}; batch {config.batch_size}, "
+    print(f"GAN throughput on {machine()}; batch {config.batch_size}, "
           f"G {model.generator.count_params():,} + D {model.discriminator.count_params():,} params, "
           f"{args.steps} steps x {args.repeats}\n")
     print("| measurement | value |")
