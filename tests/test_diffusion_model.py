@@ -122,7 +122,7 @@ def trained_conditional(tmp_path_factory):
     images, labels = make_images()
     np.savez(root / "data.npz", images=images, labels=labels)
     config = DiffusionConfig(data=f"npz:{root / 'data.npz'}", epochs=1, batch_size=16, steps_per_epoch=3,
-                             timesteps=50, base_filters=8, levels=2, conditional=True, strategy="default")
+                             timesteps=1000, base_filters=8, levels=2, conditional=True, strategy="default")
     train(config, root / "model", verbose=0, log=lambda *_: None)
     return root / "model"
 
@@ -131,7 +131,7 @@ def test_export_runs_the_whole_sampler_in_one_litert_signature(trained_condition
     meta = export_trained("diffusion", trained_conditional, tmp_path / "exp", tflite=True, steps=6, sampler="dpm++")
     assert meta["parity"]["max_abs_diff"]["generate/images_float"] <= 1e-3
     assert meta["sampler"] == "dpm++" and meta["steps"] == 6 and len(meta["timesteps"]) == 6
-    assert meta["null_label"] == 2 and len(meta["schedule"]["alphas_cumprod"]) == 50
+    assert meta["null_label"] == 2 and len(meta["schedule"]["alphas_cumprod"]) == 1000
     assert set(meta["signatures"]) == {"generate", "denoise_step"}
     assert meta["signatures"]["generate"]["inputs"]["noise"]["shape"] == [-1, 16, 16, 1]
     assert json.loads((tmp_path / "exp" / "metadata.json").read_text())["files"]["tflite"] == "model.tflite"
@@ -159,6 +159,15 @@ def test_export_runs_the_whole_sampler_in_one_litert_signature(trained_condition
 def test_export_refuses_a_stochastic_sampler_and_bad_steps(trained_conditional, tmp_path):
     with pytest.raises(AigcError, match="deterministic sampler"):
         export_trained("diffusion", trained_conditional, tmp_path / "x", tflite=True, sampler="ddpm")
-    with pytest.raises(AigcError, match="1..50"):
-        export_trained("diffusion", trained_conditional, tmp_path / "x", tflite=True, steps=51)
+    with pytest.raises(AigcError, match="1..1000"):
+        export_trained("diffusion", trained_conditional, tmp_path / "x", tflite=True, steps=1001)
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("quantize", ["float16", "dynamic"])
+def test_quantized_exports_stay_finite(trained_conditional, tmp_path, quantize):
+    """float16 rounds alpha_bar near t = 0 to 1: the graph must not compute 1 - alpha_bar."""
+    meta = export_trained("diffusion", trained_conditional, tmp_path / "q", tflite=True, quantize=quantize, steps=4)
+    diffs = meta["parity"]["max_abs_diff"]
+    assert all(np.isfinite(d) for d in diffs.values()), diffs
+    assert diffs["generate/images_float"] < 0.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from ..networks import ema_copy
@@ -36,7 +37,9 @@ class DiffusionModel(keras.Model):
         self.ema_momentum = ema_momentum
         self.seed = seed
         self.ema_network = ema_copy(network, "ema_network") if ema_momentum else None
-        self._alpha_bar = tf.constant(self.schedule.alphas_cumprod, tf.float32)
+        # Tables from float64, not 1 - alpha_bar at run time (see samplers.py: float16 exports).
+        self._sqrt_alpha_bar = tf.constant(np.sqrt(self.schedule.alphas_cumprod), tf.float32)
+        self._sqrt_one_minus = tf.constant(np.sqrt(1.0 - self.schedule.alphas_cumprod), tf.float32)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.built = True
 
@@ -72,9 +75,10 @@ class DiffusionModel(keras.Model):
         u = replica_noise("uniform", batch, [], self.seed, step, salt=0)
         t = tf.minimum(tf.cast(u * self.schedule.timesteps, tf.int32), self.schedule.timesteps - 1)
         eps = replica_noise("normal", batch, self.image_shape, self.seed, step, salt=1)
-        alpha_bar = tf.reshape(tf.gather(self._alpha_bar, t), [-1, 1, 1, 1])
-        x_t = tf.sqrt(alpha_bar) * x0 + tf.sqrt(1.0 - alpha_bar) * eps
-        target = eps if self.prediction == "eps" else tf.sqrt(alpha_bar) * eps - tf.sqrt(1.0 - alpha_bar) * x0
+        sqrt_ab = tf.reshape(tf.gather(self._sqrt_alpha_bar, t), [-1, 1, 1, 1])
+        sqrt_one_minus = tf.reshape(tf.gather(self._sqrt_one_minus, t), [-1, 1, 1, 1])
+        x_t = sqrt_ab * x0 + sqrt_one_minus * eps
+        target = eps if self.prediction == "eps" else sqrt_ab * eps - sqrt_one_minus * x0
         inputs = [x_t, t]
         if self.num_classes:
             drop = replica_noise("uniform", batch, [], self.seed, step, salt=2) < self.label_dropout
@@ -108,8 +112,8 @@ class DiffusionModel(keras.Model):
             cond, uncond = both[:n], both[n:]
             out = uncond + guidance * (cond - uncond)
         if self.prediction == "v":  # eps = sqrt(alpha_bar) v + sqrt(1 - alpha_bar) x_t
-            alpha_bar = tf.gather(self._alpha_bar, tf.cast(t, tf.int32))
-            out = tf.sqrt(alpha_bar) * out + tf.sqrt(1.0 - alpha_bar) * x
+            t = tf.cast(t, tf.int32)
+            out = tf.gather(self._sqrt_alpha_bar, t) * out + tf.gather(self._sqrt_one_minus, t) * x
         return out
 
     def get_config(self):

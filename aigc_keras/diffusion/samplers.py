@@ -10,6 +10,10 @@ the pipeline hands it `eps`, the predicted noise. Every sampler has
 with `t`, `t_prev` scalar int tensors (alpha_bar at -1 is 1: no noise) and `noise` a standard
 normal tensor like `x`, used only by stochastic samplers. The predicted x_0 is clipped to the
 data range [-1, 1] before it is used (as in DDPM's reference code).
+
+sqrt(alpha_bar), sqrt(1 - alpha_bar) and lambda are tables computed in float64, never
+`1 - alpha_bar` at run time: in a float16 LiteRT file alpha_bar near t = 0 rounds to 1 and the
+difference would be 0 (NaN images).
 """
 
 from __future__ import annotations
@@ -27,7 +31,12 @@ class Sampler:
 
     def __init__(self, schedule: NoiseSchedule):
         self.schedule = schedule
-        self._alpha_bar = tf.constant(np.concatenate([[1.0], schedule.alphas_cumprod]), tf.float32)
+        alpha_bar = np.concatenate([[1.0], schedule.alphas_cumprod])  # index t + 1
+        self._alpha_bar = tf.constant(alpha_bar, tf.float32)
+        self._sqrt_alpha_bar = tf.constant(np.sqrt(alpha_bar), tf.float32)
+        self._sqrt_one_minus = tf.constant(np.sqrt(1.0 - alpha_bar), tf.float32)
+        with np.errstate(divide="ignore"):
+            self._lambda = tf.constant(0.5 * (np.log(alpha_bar) - np.log(1.0 - alpha_bar)), tf.float32)
 
     def timesteps(self, num_steps: int):
         """`num_steps` steps spread evenly from T-1 down to 0 (the first step is pure noise)."""
@@ -40,13 +49,20 @@ class Sampler:
     def initial_state(self, x):
         return ()
 
+    def _table(self, table, t):
+        return tf.gather(table, tf.cast(t, tf.int32) + 1)
+
     def alpha_bar(self, t):
-        return tf.gather(self._alpha_bar, tf.cast(t, tf.int32) + 1)
+        return self._table(self._alpha_bar, t)
+
+    def coefficients(self, t):
+        """(sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t))."""
+        return self._table(self._sqrt_alpha_bar, t), self._table(self._sqrt_one_minus, t)
 
     def x0_from_eps(self, eps, t, x):
         """x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), clipped to [-1, 1]."""
-        alpha_bar = self.alpha_bar(t)
-        return tf.clip_by_value((x - tf.sqrt(1.0 - alpha_bar) * eps) / tf.sqrt(alpha_bar), -1.0, 1.0)
+        sqrt_ab, sqrt_one_minus = self.coefficients(t)
+        return tf.clip_by_value((x - sqrt_one_minus * eps) / sqrt_ab, -1.0, 1.0)
 
 
 class DDPMSampler(Sampler):
@@ -84,14 +100,14 @@ class DDIMSampler(Sampler):
         return self.eta * tf.sqrt((1.0 - alpha_bar_prev) / (1.0 - alpha_bar) * (1.0 - alpha_bar / alpha_bar_prev))
 
     def step(self, eps, t, t_prev, x, noise=None, state=()):
-        alpha_bar, alpha_bar_prev = self.alpha_bar(t), self.alpha_bar(t_prev)
+        (sqrt_ab, sqrt_one_minus), (sqrt_ab_prev, sqrt_one_minus_prev) = self.coefficients(t), self.coefficients(t_prev)
         x0 = self.x0_from_eps(eps, t, x)
-        eps = (x - tf.sqrt(alpha_bar) * x0) / tf.sqrt(1.0 - alpha_bar)  # consistent with the clipped x_0
+        eps = (x - sqrt_ab * x0) / sqrt_one_minus  # consistent with the clipped x_0
+        if not self.stochastic:
+            return sqrt_ab_prev * x0 + sqrt_one_minus_prev * eps, state
         sigma = self.sigma(t, t_prev)
-        x_prev = tf.sqrt(alpha_bar_prev) * x0 + tf.sqrt(tf.maximum(1.0 - alpha_bar_prev - sigma**2, 0.0)) * eps
-        if self.stochastic:
-            x_prev += sigma * noise
-        return x_prev, state
+        direction = tf.sqrt(tf.maximum(sqrt_one_minus_prev**2 - sigma**2, 0.0))
+        return sqrt_ab_prev * x0 + direction * eps + sigma * noise, state
 
 
 class DPMSolverPP2MSampler(Sampler):
@@ -109,22 +125,20 @@ class DPMSolverPP2MSampler(Sampler):
         return (tf.zeros_like(x), tf.zeros([], tf.float32), tf.zeros([], tf.float32))
 
     def lam(self, t):
-        alpha_bar = self.alpha_bar(t)
-        return 0.5 * (tf.math.log(alpha_bar) - tf.math.log(1.0 - alpha_bar))
+        return self._table(self._lambda, t)
 
     def step(self, eps, t, t_prev, x, noise=None, state=()):
         x0_last, h_last, has_last = state
         x0 = self.x0_from_eps(eps, t, x)
         final = t_prev < 0
         safe_prev = tf.where(final, tf.zeros_like(t_prev), t_prev)  # avoid log(0) at the last step
-        alpha_bar, alpha_bar_prev = self.alpha_bar(t), self.alpha_bar(safe_prev)
+        (_, sigma_t), (alpha_prev, sigma_prev) = self.coefficients(t), self.coefficients(safe_prev)
         h = self.lam(safe_prev) - self.lam(t)
         r = h_last / h
         second = has_last * ((1.0 + 0.5 / tf.where(has_last > 0, r, 1.0)) * x0
                              - 0.5 / tf.where(has_last > 0, r, 1.0) * x0_last)
         d = second + (1.0 - has_last) * x0
-        x_prev = tf.sqrt((1.0 - alpha_bar_prev) / (1.0 - alpha_bar)) * x - \
-            tf.sqrt(alpha_bar_prev) * (tf.exp(-h) - 1.0) * d
+        x_prev = (sigma_prev / sigma_t) * x - alpha_prev * (tf.exp(-h) - 1.0) * d
         x_prev = tf.where(final, x0, x_prev)
         return x_prev, (x0, h, tf.ones([], tf.float32))
 
