@@ -178,10 +178,3 @@ def test_diffusion_train_sample_gif_export_end_to_end(capsys, images_npz, tmp_pa
 
     code, out, _ = run(capsys, "info", model)
     assert code == 0 and "family:   diffusion" in out and "loss" in out
-
-
-def test_guidance_needs_a_conditional_diffusion_model(capsys, images_npz, tmp_path):
-    model = str(tmp_path / "d")
-    assert run(capsys, "train", "diffusion", "--data", images_npz, "--model-dir", model, *DIFFUSION_TINY)[0] == 0
-    code, _, err = run(capsys, "sample", "diffusion", "--model", model, "--guidance", "2")
-    assert code == 1 and "--guidance needs a conditional model" in err

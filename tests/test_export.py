@@ -9,6 +9,7 @@ from conftest import make_images
 from aigc_keras.errors import AigcError
 from aigc_keras.export import export_trained, litert
 from aigc_keras.gan.config import GANConfig
+from aigc_keras.gan.family import GANFamily
 from aigc_keras.imaging import to_uint8
 from aigc_keras.training.model_dir import ModelDir
 from aigc_keras.training.runner import train
@@ -83,7 +84,7 @@ def test_failed_parity_writes_nothing_and_keeps_the_old_export(trained, tmp_path
     out = tmp_path / "gan"
     export_trained("gan", trained["plain"], out, tflite=True)
     before = (out / "model.tflite").read_bytes()
-    monkeypatch.setattr(litert, "TOLERANCE", 0.0)
+    monkeypatch.setattr(GANFamily, "export_tolerance", 0.0)
     monkeypatch.setattr(litert, "_litert_parity", lambda *a: {"generate/images_float": (1e-3, True)})
     with pytest.raises(AigcError, match="differs from TensorFlow by 0.001 > 0; nothing was exported"):
         export_trained("gan", trained["plain"], out, tflite=True)
