@@ -44,6 +44,19 @@ def export_options(family: str):
     return decorate
 
 
+def sample_options(command):
+    """--num, --seed, --label and --out, shared by the image families' `sample` commands."""
+    for option in reversed([
+        click.option("--num", default=64, show_default=True, type=click.IntRange(min=1), help="number of images"),
+        click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="noise seed"),
+        click.option("--label", type=click.IntRange(min=0), help="class to draw (conditional models)"),
+        click.option("--out", default="samples.png", show_default=True,
+                     help=".png for an image grid, .npz for uint8 arrays [N, H, W, C]"),
+    ]):
+        command = option(command)
+    return command
+
+
 def run_training(config, model_dir: str, overwrite: bool) -> None:
     import_tensorflow_quietly()
     from ..training.runner import train

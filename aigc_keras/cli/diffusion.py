@@ -17,6 +17,7 @@ from .common import (
     overwrite_option,
     run_export,
     run_training,
+    sample_options,
 )
 from .options import config_options
 
@@ -48,12 +49,8 @@ Examples:
 @click.option("--steps", type=click.IntRange(min=1), help="sampling steps [default: 50; T for ddpm]")
 @click.option("--eta", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
               help="DDIM noise: 0 deterministic, 1 DDPM's variance")
-@click.option("--num", default=64, show_default=True, type=click.IntRange(min=1), help="number of images")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="noise seed")
-@click.option("--label", type=click.IntRange(min=0), help="class to draw (conditional models)")
+@sample_options
 @click.option("--guidance", type=float, help="classifier-free guidance weight w (conditional models; 1 = none)")
-@click.option("--out", default="samples.png", show_default=True,
-              help=".png for an image grid, .npz for uint8 arrays [N, H, W, C]")
 @click.option("--gif", help="also write an animated GIF of the grid from x_T to x_0")
 @click.option("--progress", is_flag=True, help="run step by step with a progress bar (same result)")
 def sample_diffusion(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, progress):

@@ -14,6 +14,7 @@ from .common import (
     overwrite_option,
     run_export,
     run_training,
+    sample_options,
 )
 from .options import config_options
 
@@ -38,11 +39,7 @@ Examples:
   aigc-keras sample gan --num 1000 --out digits.npz
   aigc-keras sample gan --model saved_models/cgan --label 7 --out sevens.png""")
 @model_option("gan")
-@click.option("--num", default=64, show_default=True, type=click.IntRange(min=1), help="number of images")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="noise seed")
-@click.option("--label", type=click.IntRange(min=0), help="class to draw (conditional models)")
-@click.option("--out", default="samples.png", show_default=True,
-              help=".png for an image grid, .npz for uint8 arrays [N, H, W, C]")
+@sample_options
 def sample_gan(model_dir, num, seed, label, out):
     """Generate images from a trained GAN."""
     check_output_name(out)

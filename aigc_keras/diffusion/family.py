@@ -6,11 +6,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..data import load_images
 from ..errors import AigcError
 from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid, to_uint8
-from ..training.family import Family, data_epochs
+from ..inputs import noise_and_labels
+from ..training.family import Family, data_epochs, load_image_data
 from .config import DiffusionConfig
 from .model import DiffusionModel
 from .pipeline import generate_fn, generate_steps
@@ -21,38 +21,13 @@ PREVIEW_STEPS = 25
 EXPORT_SAMPLERS = ("ddim", "dpm++")  # deterministic: the graph needs no random op
 
 
-def noise_inputs(num: int, image_shape, seed: int, num_classes: int = 0, label: int | None = None):
-    """x_T ~ N(0, I) from NumPy's generator (reproducible in any app) and the labels to draw.
-
-    A conditional model without `label` cycles through the classes.
-    """
-    if num < 1:
-        raise AigcError(f"--num must be >= 1, got {num}")
-    noise = np.random.default_rng(seed).standard_normal((num, *image_shape)).astype(np.float32)
-    if not num_classes:
-        if label is not None:
-            raise AigcError("--label needs a conditional model (train with --conditional)")
-        return noise, None
-    if label is not None and not 0 <= label < num_classes:
-        raise AigcError(f"--label must be in 0..{num_classes - 1}, got {label}")
-    labels = np.full(num, label) if label is not None else np.arange(num) % num_classes
-    return noise, labels.astype(np.int32)
-
-
 class DiffusionFamily(Family):
     name = "diffusion"
     config_class = DiffusionConfig
     export_tolerance = 1e-3  # after N network calls, float32 round-off adds up
 
     def load_data(self, config: DiffusionConfig):
-        data = load_images(config.data)
-        if config.conditional and not data.num_classes:
-            raise AigcError(f"--conditional needs labelled data, and {config.data} has no labels")
-        try:
-            check_image_size(data.image_shape, config.levels)
-        except AigcError as e:
-            raise AigcError(f"{config.data}: {e}") from None
-        return data
+        return load_image_data(config, lambda shape: check_image_size(shape, config.levels))
 
     def dataset(self, config: DiffusionConfig, data, global_batch_size: int, start_epoch: int = 0):
         return data_epochs(config, data, global_batch_size, start_epoch)
@@ -83,7 +58,7 @@ class DiffusionFamily(Family):
         num_classes = model.num_classes
         if guidance is not None and not num_classes:
             raise AigcError("--guidance needs a conditional model (train with --conditional)")
-        noise, labels = noise_inputs(num, model.image_shape, seed, num_classes, label)
+        noise, labels = noise_and_labels(num, model.image_shape, seed, num_classes, label)
         try:
             chosen = make_sampler(sampler, model.schedule, eta)
             chosen.timesteps(steps)
@@ -148,7 +123,7 @@ class DiffusionFamily(Family):
             def denoise_step(x, t, t_prev):
                 return denoise(x, t, t_prev)
 
-        noise, labels = noise_inputs(4, shape, seed=0, num_classes=num_classes)
+        noise, labels = noise_and_labels(4, shape, seed=0, num_classes=num_classes)
         ts, t_prevs = chosen.timesteps(steps)
         cond = {} if labels is None else {"label": labels, "guidance": np.array(3.0, np.float32)}
         endpoints = [

@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from ..data import load_images
-from ..errors import AigcError
 from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid, to_uint8
-from ..training.family import Family, data_epochs
+from ..inputs import noise_and_labels
+from ..training.family import Family, data_epochs, load_image_data
 from .config import GANConfig
 from .model import GAN
 from .networks import Discriminator, Generator, upsampling_plan
-
-
-def latent_inputs(num: int, latent_dim: int, seed: int, num_classes: int = 0, label: int | None = None):
-    """z ~ N(0, I) from NumPy's generator (reproducible in any app) and the labels to draw.
-
-    A conditional model without `label` cycles through the classes.
-    """
-    if num < 1:
-        raise AigcError(f"--num must be >= 1, got {num}")
-    z = np.random.default_rng(seed).standard_normal((num, latent_dim)).astype(np.float32)
-    if not num_classes:
-        if label is not None:
-            raise AigcError("--label needs a conditional model (train with --conditional)")
-        return z, None
-    if label is not None and not 0 <= label < num_classes:
-        raise AigcError(f"--label must be in 0..{num_classes - 1}, got {label}")
-    labels = np.full(num, label) if label is not None else np.arange(num) % num_classes
-    return z, labels.astype(np.int32)
 
 
 class GANFamily(Family):
@@ -39,14 +19,7 @@ class GANFamily(Family):
     config_class = GANConfig
 
     def load_data(self, config: GANConfig):
-        data = load_images(config.data)
-        if config.conditional and not data.num_classes:
-            raise AigcError(f"--conditional needs labelled data, and {config.data} has no labels")
-        try:
-            upsampling_plan(data.image_shape)
-        except AigcError as e:
-            raise AigcError(f"{config.data}: {e}") from None
-        return data
+        return load_image_data(config, upsampling_plan)
 
     def dataset(self, config: GANConfig, data, global_batch_size: int, start_epoch: int = 0):
         return data_epochs(config, data, global_batch_size, start_epoch, per_step=config.n_critic)
@@ -73,7 +46,7 @@ class GANFamily(Family):
     def sample(self, model: GAN, num: int, seed: int, label: int | None = None):
         """(uint8 images [N, H, W, C], labels or None, grid columns) from a trained GAN."""
         num_classes = model.generator.num_classes
-        z, labels = latent_inputs(num, model.generator.latent_dim, seed, num_classes, label)
+        z, labels = noise_and_labels(num, [model.generator.latent_dim], seed, num_classes, label)
         images = to_uint8(model.generate(tf.constant(z), None if labels is None else tf.constant(labels)))
         columns = num_classes if num_classes and label is None else None
         return images, labels, columns
@@ -100,7 +73,7 @@ class GANFamily(Family):
             def generate(z):
                 return outputs(generator(z, training=False))
 
-        z, labels = latent_inputs(16, latent_dim, seed=0, num_classes=num_classes)
+        z, labels = noise_and_labels(16, [latent_dim], seed=0, num_classes=num_classes)
         example = {"z": z} if labels is None else {"z": z, "label": labels}
         endpoint = Endpoint(
             "generate", generate, example,

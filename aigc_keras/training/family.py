@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from ..errors import AigcError
+
 
 def data_epochs(config, data, global_batch_size: int, start_epoch: int, per_step: int | None = None):
     """The batches that training from `start_epoch` to `config.epochs` consumes, and the steps per epoch.
@@ -19,6 +21,21 @@ def data_epochs(config, data, global_batch_size: int, start_epoch: int, per_step
     ds = data.batches(global_batch_size, config.seed, num_epochs=max(passes, 1), start_epoch=first,
                       per_step=per_step)
     return ds.skip(offset), steps
+
+
+def load_image_data(config, check_shape):
+    """`config.data` as image data, refused with one line naming the spec when `--conditional`
+    has no labels or `check_shape(image_shape)` raises (the network cannot be sized for it)."""
+    from ..data import load_images
+
+    data = load_images(config.data)
+    if config.conditional and not data.num_classes:
+        raise AigcError(f"--conditional needs labelled data, and {config.data} has no labels")
+    try:
+        check_shape(data.image_shape)
+    except AigcError as e:
+        raise AigcError(f"{config.data}: {e}") from None
+    return data
 
 
 class Family:
