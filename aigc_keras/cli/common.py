@@ -44,6 +44,23 @@ def export_options(family: str):
     return decorate
 
 
+def train_command(config_class, summary: str, examples: list[str]) -> click.Command:
+    """`train FAMILY`: every option of the family's config dataclass, plus --model-dir and --overwrite."""
+    from .options import config_options
+
+    family = config_class.family
+    epilog = "\b\nExamples:\n" + "\n".join(f"  aigc-keras train {family}{example}" for example in examples)
+
+    @click.command(family, help=summary, epilog=epilog)
+    @model_dir_option(family)
+    @overwrite_option
+    @config_options(config_class)
+    def train(model_dir, overwrite, **options):
+        run_training(config_class(**options), model_dir, overwrite)
+
+    return train
+
+
 def sample_options(command):
     """--num, --seed, --label and --out, shared by the image families' `sample` commands."""
     for option in reversed([

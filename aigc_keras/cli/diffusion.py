@@ -12,30 +12,21 @@ from ..errors import AigcError
 from ..imaging import check_output_name
 from .common import (
     export_options,
-    model_dir_option,
     model_option,
-    overwrite_option,
     run_export,
-    run_training,
     sample_options,
+    train_command,
 )
-from .options import config_options
 
 SAMPLERS = ("ddpm", "ddim", "dpm++")  # diffusion.samplers.SAMPLERS, without importing TensorFlow
 GIF_FRAMES = 60
 
 
-@click.command("diffusion", epilog="""\b
-Examples:
-  aigc-keras train diffusion
-  aigc-keras train diffusion --conditional --model-dir saved_models/cdiffusion
-  aigc-keras train diffusion --schedule cosine --prediction v --epochs 20""")
-@model_dir_option("diffusion")
-@overwrite_option
-@config_options(DiffusionConfig)
-def train_diffusion(model_dir, overwrite, **options):
-    """Train a DDPM U-Net denoiser; rerun the same command to resume after an interruption."""
-    run_training(DiffusionConfig(**options), model_dir, overwrite)
+train_diffusion = train_command(
+    DiffusionConfig,
+    "Train a DDPM U-Net denoiser; rerun the same command to resume after an interruption.",
+    ["", " --conditional --model-dir saved_models/cdiffusion", " --schedule cosine --prediction v --epochs 20"],
+)
 
 
 @click.command("diffusion", epilog="""\b

@@ -9,28 +9,18 @@ from ..gan.config import GANConfig
 from ..imaging import check_output_name
 from .common import (
     export_options,
-    model_dir_option,
     model_option,
-    overwrite_option,
     run_export,
-    run_training,
     sample_options,
+    train_command,
 )
-from .options import config_options
 
-
-@click.command("gan", epilog="""\b
-Examples:
-  aigc-keras train gan
-  aigc-keras train gan --loss wgan-gp --epochs 20
-  aigc-keras train gan --conditional --model-dir saved_models/cgan
-  aigc-keras train gan --data npz:faces.npz --base-filters 64""")
-@model_dir_option("gan")
-@overwrite_option
-@config_options(GANConfig)
-def train_gan(model_dir, overwrite, **options):
-    """Train a DCGAN; rerun the same command to resume after an interruption."""
-    run_training(GANConfig(**options), model_dir, overwrite)
+train_gan = train_command(
+    GANConfig,
+    "Train a DCGAN; rerun the same command to resume after an interruption.",
+    ["", " --loss wgan-gp --epochs 20", " --conditional --model-dir saved_models/cgan",
+     " --data npz:faces.npz --base-filters 64"],
+)
 
 
 @click.command("gan", epilog="""\b
