@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..console import import_tensorflow_quietly
-from ..diffusion.config import DiffusionConfig
+from ..diffusion.config import EXPORT_SAMPLERS, SAMPLERS, DiffusionConfig
 from ..errors import AigcError
 from ..imaging import check_output_name
 from .common import (
@@ -18,7 +18,6 @@ from .common import (
     train_command,
 )
 
-SAMPLERS = ("ddpm", "ddim", "dpm++")  # diffusion.samplers.SAMPLERS, without importing TensorFlow
 GIF_FRAMES = 60
 
 
@@ -89,7 +88,7 @@ Examples:
 @export_options("diffusion")
 @click.option("--steps", type=click.IntRange(min=1), default=25, show_default=True,
               help="sampling steps inside the exported generate signature")
-@click.option("--sampler", type=click.Choice(["ddim", "dpm++"]), default="ddim", show_default=True,
+@click.option("--sampler", type=click.Choice(EXPORT_SAMPLERS), default="ddim", show_default=True,
               help="sampler inside generate (deterministic: noise is the only input)")
 def export_diffusion(model_dir, out_dir, tflite, quantize, steps, sampler):
     """Export a diffusion model: signatures `generate` (the whole sampler) and `denoise_step`."""

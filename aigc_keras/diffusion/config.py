@@ -9,6 +9,8 @@ from ..config import TrainConfig, option
 from .schedules import SCHEDULES
 
 PREDICTIONS = ("eps", "v")
+SAMPLERS = ("ddpm", "ddim", "dpm++")
+EXPORT_SAMPLERS = ("ddim", "dpm++")  # deterministic: the exported graph needs no random op
 
 
 @dataclasses.dataclass

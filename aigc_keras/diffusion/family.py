@@ -11,14 +11,23 @@ from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid, to_uint8
 from ..inputs import noise_and_labels
 from ..training.family import Family, data_epochs, load_image_data
-from .config import DiffusionConfig
+from .config import EXPORT_SAMPLERS, DiffusionConfig
 from .model import DiffusionModel
 from .pipeline import generate_fn, generate_steps
 from .samplers import DDIMSampler, make_sampler
 from .unet import UNet, check_image_size
 
 PREVIEW_STEPS = 25
-EXPORT_SAMPLERS = ("ddim", "dpm++")  # deterministic: the graph needs no random op
+
+
+def checked_sampler(model: DiffusionModel, name: str, steps: int, eta: float = 0.0):
+    """The sampler `name` for `model`'s schedule, with `steps` checked against T (one error line)."""
+    try:
+        sampler = make_sampler(name, model.schedule, eta)
+        sampler.timesteps(steps)
+    except ValueError as e:
+        raise AigcError(str(e)) from None
+    return sampler
 
 
 class DiffusionFamily(Family):
@@ -59,11 +68,7 @@ class DiffusionFamily(Family):
         if guidance is not None and not num_classes:
             raise AigcError("--guidance needs a conditional model (train with --conditional)")
         noise, labels = noise_and_labels(num, model.image_shape, seed, num_classes, label)
-        try:
-            chosen = make_sampler(sampler, model.schedule, eta)
-            chosen.timesteps(steps)
-        except ValueError as e:
-            raise AigcError(str(e)) from None
+        chosen = checked_sampler(model, sampler, steps, eta)
         labels_t = None if labels is None else tf.constant(labels)
         guidance_t = None if guidance is None else tf.constant(guidance, tf.float32)
         if on_step is None:
@@ -85,11 +90,7 @@ class DiffusionFamily(Family):
                 f"--sampler {sampler} draws fresh noise at every step; export a deterministic sampler "
                 f"({' or '.join(EXPORT_SAMPLERS)})"
             )
-        chosen = make_sampler(sampler, model.schedule)
-        try:
-            chosen.timesteps(steps)
-        except ValueError as e:
-            raise AigcError(str(e)) from None
+        chosen = checked_sampler(model, sampler, steps)
         generate = generate_fn(model, chosen, steps)
         ddim_step = DDIMSampler(model.schedule)
         shape, num_classes = list(model.image_shape), model.num_classes

@@ -21,9 +21,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from .config import SAMPLERS
 from .schedules import NoiseSchedule
-
-SAMPLERS = ("ddpm", "ddim", "dpm++")
 
 
 class Sampler:
@@ -134,10 +133,8 @@ class DPMSolverPP2MSampler(Sampler):
         safe_prev = tf.where(final, tf.zeros_like(t_prev), t_prev)  # avoid log(0) at the last step
         (_, sigma_t), (alpha_prev, sigma_prev) = self.coefficients(t), self.coefficients(safe_prev)
         h = self.lam(safe_prev) - self.lam(t)
-        r = h_last / h
-        second = has_last * ((1.0 + 0.5 / tf.where(has_last > 0, r, 1.0)) * x0
-                             - 0.5 / tf.where(has_last > 0, r, 1.0) * x0_last)
-        d = second + (1.0 - has_last) * x0
+        half_over_r = 0.5 / tf.where(has_last > 0, h_last / h, 1.0)
+        d = has_last * ((1.0 + half_over_r) * x0 - half_over_r * x0_last) + (1.0 - has_last) * x0
         x_prev = (sigma_prev / sigma_t) * x - alpha_prev * (tf.exp(-h) - 1.0) * d
         x_prev = tf.where(final, x0, x_prev)
         return x_prev, (x0, h, tf.ones([], tf.float32))
