@@ -103,6 +103,22 @@ class TrainConfig:
         ]
 
 
+@dataclasses.dataclass
+class ImageTrainConfig(TrainConfig):
+    """Options the image generators share: the quality curve during training."""
+
+    eval_every: int = option(
+        0, "every N epochs, log the KID of --eval-samples samples against the training data (0: off)",
+        min=0, resumable=True,
+    )
+    eval_samples: int = option(256, "samples (and real images) per KID estimate during training", min=4,
+                               resumable=True)
+    eval_classifier: Optional[str] = option(
+        None, "feature classifier folder for that KID [default: the shipped one for mnist, else InceptionV3]",
+        resumable=True,
+    )
+
+
 def _base_type(hint) -> type:
     if typing.get_origin(hint) is typing.Union:
         (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]

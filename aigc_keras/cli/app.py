@@ -7,7 +7,7 @@ import json
 import click
 
 from .. import __version__
-from . import diffusion, gan
+from . import diffusion, evaluate, gan
 from .options import config_argv
 
 
@@ -21,6 +21,7 @@ def cli():
     aigc-keras train gan                               # DCGAN on the embedded MNIST
     aigc-keras sample gan --num 64 --out digits.png    # a PNG grid of generated digits
     aigc-keras export gan --tflite                     # SavedModel + LiteRT for on-device use
+    aigc-keras evaluate saved_models/gan               # FID/KID and mode coverage
     aigc-keras info saved_models/gan                   # options and last metrics of a model
     """
 
@@ -50,8 +51,10 @@ def export():
     """Export a trained model as a SavedModel and a LiteRT .tflite file."""
 
 
+cli.add_command(evaluate.evaluate)
 train.add_command(gan.train_gan)
 train.add_command(diffusion.train_diffusion)
+train.add_command(evaluate.train_classifier)
 sample.add_command(gan.sample_gan)
 sample.add_command(diffusion.sample_diffusion)
 export.add_command(gan.export_gan)

@@ -16,7 +16,6 @@ the training pipeline: cached, shuffled per epoch, batched by the global batch s
 from __future__ import annotations
 
 import dataclasses
-import functools
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +24,9 @@ import tensorflow as tf
 from ..config import IMAGE_SPECS
 from ..errors import AigcError
 from .idx import read_idx
+from .pipeline import shuffled_epochs, single_threaded
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-_SHUFFLE_BUFFER = 100_000
 
 
 @dataclasses.dataclass
@@ -56,15 +55,30 @@ class ImageData:
     def steps_per_epoch(self, global_batch_size: int, per_step: int | None = None) -> int:
         return self.num_examples // (global_batch_size * (per_step or 1))
 
+    def split(self, validation_fraction: float) -> tuple["ImageData", "ImageData"]:
+        """(train, validation) by position: the last `validation_fraction` of the examples validate."""
+        num_val = int(round(self.num_examples * validation_fraction))
+        if not 0 < num_val < self.num_examples:
+            raise AigcError(f"{self.spec}: {self.num_examples} images are too few to hold out "
+                            f"{validation_fraction:.0%} for validation")
+        num_train = self.num_examples - num_val
+        return (dataclasses.replace(self, examples=self.examples.take(num_train), num_examples=num_train),
+                dataclasses.replace(self, examples=self.examples.skip(num_train), num_examples=num_val))
+
+    def arrays(self, num: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The first `num` (default all) examples as uint8 images [N, H, W, C] and int32 labels."""
+        ds = self.examples if num is None else self.examples.take(num)
+        images, labels = zip(*ds.batch(4096).as_numpy_iterator())
+        return np.concatenate(images), np.concatenate(labels)
+
+    def eval_batches(self, batch_size: int) -> tf.data.Dataset:
+        """(images in [-1, 1], labels) in order, for validation."""
+        return self.examples.batch(batch_size).map(_scale).prefetch(2)
+
     def batches(self, global_batch_size: int, seed: int, num_epochs: int, start_epoch: int = 0,
                 per_step: int | None = None) -> tf.data.Dataset:
-        """The training pipeline: (images in [-1, 1], labels), batched by the global batch size.
-
-        It holds epochs `start_epoch` .. `start_epoch + num_epochs - 1`, each a fresh shuffle
-        of all the data cut into whole global batches. Epoch e is shuffled by (seed, e) alone,
-        so every iterator over it, and a run resumed at `start_epoch`, sees the order an
-        uninterrupted run would. (A stateful reshuffle would not: Keras's distributed `fit`
-        opens an extra iterator, which advances it.)
+        """The training pipeline: (images in [-1, 1], labels), batched by the global batch size,
+        shuffled per epoch as `pipeline.shuffled_epochs` says.
 
         With `per_step`, that many consecutive batches are stacked on axis 1
         ([B, per_step, H, W, C]) for models that take several updates per step, so that a
@@ -75,30 +89,19 @@ class ImageData:
                 f"{self.spec}: {self.num_examples} images are fewer than one step needs "
                 f"({global_batch_size * (per_step or 1)}); lower --batch-size"
             )
-        cached = self.examples.cache()
-        buffer = min(self.num_examples, _SHUFFLE_BUFFER)
 
-        def epoch(e: int) -> tf.data.Dataset:
-            ds = cached.shuffle(buffer, seed=seed * 1_000_003 + e, reshuffle_each_iteration=False)
-            ds = ds.batch(global_batch_size, drop_remainder=True)
-            if per_step:
-                ds = ds.batch(per_step, drop_remainder=True).map(
-                    lambda x, y: (tf.experimental.numpy.swapaxes(x, 0, 1), tf.transpose(y))
-                )
-            return ds
+        def stack_updates(ds):
+            return ds.batch(per_step, drop_remainder=True).map(
+                lambda x, y: (tf.experimental.numpy.swapaxes(x, 0, 1), tf.transpose(y))
+            )
 
-        ds = functools.reduce(
-            tf.data.Dataset.concatenate, [epoch(e) for e in range(start_epoch, start_epoch + num_epochs)]
-        )
-        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) / 127.5 - 1.0, y)).prefetch(2)
-        # One private thread, no autotuning: with tf.data's default threading, `fit` on 2 CPU
-        # cores ran at half speed in a third of the runs (312 against 624-760 img/s). The
-        # pipeline only slices cached uint8 and scales it: one thread gives 2,700 batches/s.
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        options.threading.private_threadpool_size = 1
-        options.threading.max_intra_op_parallelism = 1
-        return ds.with_options(options)
+        ds = shuffled_epochs(self.examples, self.num_examples, global_batch_size, seed, num_epochs, start_epoch,
+                             stack_updates if per_step else None)
+        return single_threaded(ds.map(_scale).prefetch(2))
+
+
+def _scale(images, labels):
+    return tf.cast(images, tf.float32) / 127.5 - 1.0, labels
 
 
 def load_images(spec: str) -> ImageData:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from ..config import TrainConfig, option
+from ..config import ImageTrainConfig, option
 from .schedules import SCHEDULES
 
 PREDICTIONS = ("eps", "v")
@@ -14,7 +14,7 @@ EXPORT_SAMPLERS = ("ddim", "dpm++")  # deterministic: the exported graph needs n
 
 
 @dataclasses.dataclass
-class DiffusionConfig(TrainConfig):
+class DiffusionConfig(ImageTrainConfig):
     """DDPM training options; defaults train recognisable MNIST digits in under 30 CPU minutes."""
 
     family: ClassVar[str] = "diffusion"

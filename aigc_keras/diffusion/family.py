@@ -10,7 +10,7 @@ from ..errors import AigcError
 from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid, to_uint8
 from ..inputs import noise_and_labels
-from ..training.family import Family, data_epochs, load_image_data
+from ..training.family import ImageFamily, data_epochs, load_image_data
 from .config import EXPORT_SAMPLERS, DiffusionConfig
 from .model import DiffusionModel
 from .pipeline import generate_fn, generate_steps
@@ -30,7 +30,7 @@ def checked_sampler(model: DiffusionModel, name: str, steps: int, eta: float = 0
     return sampler
 
 
-class DiffusionFamily(Family):
+class DiffusionFamily(ImageFamily):
     name = "diffusion"
     config_class = DiffusionConfig
     export_tolerance = 1e-3  # after N network calls, float32 round-off adds up
@@ -78,10 +78,12 @@ class DiffusionFamily(Family):
         columns = num_classes if num_classes and label is None else None
         return to_uint8(x), labels, columns
 
+    def monitor_sample_options(self, model: DiffusionModel) -> dict:
+        return {"steps": PREVIEW_STEPS, "guidance": 3.0 if model.num_classes else None}
+
     def preview(self, model: DiffusionModel, config: DiffusionConfig, data_info: dict):
         num = 10 * model.num_classes if model.num_classes else 64
-        guidance = 3.0 if model.num_classes else None
-        images, _, columns = self.sample(model, num, config.seed, steps=PREVIEW_STEPS, guidance=guidance)
+        images, _, columns = self.sample(model, num, config.seed, **self.monitor_sample_options(model))
         return grid(images, columns)
 
     def export_spec(self, model: DiffusionModel, run: dict, steps: int = 25, sampler: str = "ddim"):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Optional
 
-from ..config import TrainConfig, option
+from ..config import ImageTrainConfig, option
 from ..errors import AigcError
 
 GAN_LOSSES = ("ns", "hinge", "wgan-gp")
 
 
 @dataclasses.dataclass
-class GANConfig(TrainConfig):
+class GANConfig(ImageTrainConfig):
     """DCGAN training options; defaults train recognisable MNIST digits in about 10 CPU minutes."""
 
     family: ClassVar[str] = "gan"

@@ -8,13 +8,13 @@ import tensorflow as tf
 from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid, to_uint8
 from ..inputs import noise_and_labels
-from ..training.family import Family, data_epochs, load_image_data
+from ..training.family import ImageFamily, data_epochs, load_image_data
 from .config import GANConfig
 from .model import GAN
 from .networks import Discriminator, Generator, upsampling_plan
 
 
-class GANFamily(Family):
+class GANFamily(ImageFamily):
     name = "gan"
     config_class = GANConfig
 

@@ -84,8 +84,8 @@ class HistoryLog(keras.callbacks.Callback):
 class TensorBoardMonitor(keras.callbacks.Callback):
     """Scalars every `log_every` steps and per epoch, hparams once, and a preview per epoch.
 
-    `preview()` returns a uint8 image [H, W, C]; it is logged with `tf.summary.image` and also
-    saved as samples/epoch-NNNN.png.
+    `preview()` returns a uint8 image [H, W, C] (logged with `tf.summary.image`, saved as
+    samples/epoch-NNNN.png), a text (`tf.summary.text`, samples/epoch-NNNN.txt) or None.
     """
 
     def __init__(self, log_dir, samples_dir, hparams: dict, preview, log_every: int = 50):
@@ -114,13 +114,39 @@ class TensorBoardMonitor(keras.callbacks.Callback):
                     tf.summary.scalar(f"batch/{name}", float(value))
 
     def on_epoch_end(self, epoch, logs=None):
-        image = self.preview()
+        preview = self.preview()
         with self.writer.as_default(step=epoch + 1):
             for name, value in (logs or {}).items():
                 tf.summary.scalar(f"epoch/{name}", float(value))
-            tf.summary.image("samples", image[None], max_outputs=1)
+            if isinstance(preview, str):
+                tf.summary.text("samples", preview)
+            elif preview is not None:
+                tf.summary.image("samples", np.asarray(preview)[None], max_outputs=1)
         self.writer.flush()
-        fileio.write_bytes(self.samples_dir / f"epoch-{epoch + 1:04d}.png", encode_png(np.asarray(image)))
+        name = self.samples_dir / f"epoch-{epoch + 1:04d}"
+        if isinstance(preview, str):
+            fileio.write_bytes(name.with_suffix(".txt"), preview.encode())
+        elif preview is not None:
+            fileio.write_bytes(name.with_suffix(".png"), encode_png(np.asarray(preview)))
 
     def on_train_end(self, logs=None):
         self.writer.close()
+
+
+class KIDMonitor(keras.callbacks.Callback):
+    """Every `every` epochs, the KID of `num` fresh samples against `num` real images, put into the
+    epoch's logs (so TensorBoard and history.json show a curve of quality against time)."""
+
+    def __init__(self, every: int, num: int, sample, net, real_images: np.ndarray, seed: int):
+        super().__init__()
+        self.every, self.num, self.sample, self.net, self.seed = every, num, sample, net, seed
+        self.real_features, _ = net(real_images)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every or logs is None:
+            return
+        from ..metrics.image import kid
+
+        features, _ = self.net(self.sample(self.num, self.seed + 1))
+        logs["kid"], logs["kid_std"] = kid(features, self.real_features, subset_size=max(self.num // 2, 2),
+                                           seed=self.seed)

@@ -56,13 +56,21 @@ class Family:
         """(tf.data.Dataset of global batches for epochs start_epoch.., steps per epoch); see `data_epochs`."""
         raise NotImplementedError
 
+    def validation_data(self, config, data):
+        """Batches `fit` validates on after each epoch (`val_` metrics), or None."""
+        return None
+
     def build(self, config, data_info: dict):
         """The compiled `keras.Model`; called inside `strategy.scope()`."""
         raise NotImplementedError
 
     def preview(self, model, config, data_info: dict):
-        """A fixed-seed sample shown after every epoch: a uint8 image [H, W, C]."""
-        raise NotImplementedError
+        """A fixed-seed sample shown after every epoch: a uint8 image [H, W, C], a text, or None."""
+        return None
+
+    def callbacks(self, model, config, data) -> list:
+        """Family-specific Keras callbacks for `fit` (the runner adds checkpoints, history, TensorBoard)."""
+        return []
 
     def export_spec(self, model, run: dict, **options):
         """(Keras model whose variables the exports use, [export.litert.Endpoint], metadata).
@@ -70,3 +78,26 @@ class Family:
         `options` are the family's export options (none for the GAN).
         """
         raise NotImplementedError
+
+
+class ImageFamily(Family):
+    """An image generator: `sample` draws uint8 images, and `--eval-every` adds a KID curve."""
+
+    def sample(self, model, num: int, seed: int, label: int | None = None, **options):
+        """(uint8 images [N, H, W, C], labels or None, grid columns)."""
+        raise NotImplementedError
+
+    def monitor_sample_options(self, model) -> dict:
+        """`sample` options for the KID estimates during training (fast, fixed)."""
+        return {}
+
+    def callbacks(self, model, config, data) -> list:
+        if not config.eval_every:
+            return []
+        from ..metrics.features import feature_net
+        from .callbacks import KIDMonitor
+
+        net = feature_net(config.data, config.eval_classifier)
+        real, _ = data.arrays(config.eval_samples)
+        sample = lambda num, seed: self.sample(model, num, seed, **self.monitor_sample_options(model))[0]  # noqa: E731
+        return [KIDMonitor(config.eval_every, config.eval_samples, sample, net, real, config.seed)]

@@ -61,9 +61,11 @@ def train(config, model_dir: str | Path, overwrite: bool = False, callbacks=(),
         epochs=config.epochs,
         initial_epoch=done,
         steps_per_epoch=steps,
-        # History first: a crash between the two then costs a history line, not an epoch.
-        callbacks=[HistoryLog(md.history_file, history), monitor, EpochCheckpoint(md.checkpoints),
-                   *callbacks],
+        validation_data=family.validation_data(config, data),
+        # Family callbacks first (they add metrics to the logs), then history before checkpoint:
+        # a crash between the two then costs a history line, not an epoch.
+        callbacks=[*family.callbacks(model, config, data), HistoryLog(md.history_file, history), monitor,
+                   EpochCheckpoint(md.checkpoints), *callbacks],
         verbose=verbose,
         shuffle=False,
     )

@@ -1,0 +1,136 @@
+"""Text corpora for the autoregressive family, named by one spec string.
+
+Specs:
+  shakespeare          Tiny Shakespeare (1.1M characters) shipped inside the package (no network)
+  text:PATH[,PATH...]  UTF-8 text files, or folders of them (every file inside, sorted by name)
+  tfds:NAME[:SPLIT]    a TFDS text dataset such as tiny_shakespeare (downloads where online)
+
+A corpus is one string. Training and validation split it by position: the last 10 % validates.
+`TokenWindows` turns token ids into the training pipeline: windows of seq_len + 1 ids, shuffled
+per epoch and batched by the global batch size, as one int32 tensor [B, seq_len + 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from ..errors import AigcError
+from .pipeline import shuffled_epochs, single_threaded
+
+TEXT_SPECS = "shakespeare, text:PATH[,PATH...] (UTF-8 files or folders) or tfds:NAME[:SPLIT]"
+
+
+@dataclasses.dataclass
+class TextData:
+    spec: str
+    text: str
+
+    def split(self, validation_fraction: float = 0.1) -> tuple[str, str]:
+        """(training text, validation text): the last `validation_fraction` validates."""
+        cut = len(self.text) - int(round(len(self.text) * validation_fraction))
+        return self.text[:cut], self.text[cut:]
+
+    def info(self) -> dict:
+        return {"spec": self.spec, "num_characters": len(self.text)}
+
+
+@dataclasses.dataclass
+class TokenWindows:
+    """Windows of `seq_len + 1` token ids, stride `seq_len`: each id is a target exactly once."""
+
+    spec: str
+    windows: np.ndarray  # int32 [N, seq_len + 1]
+
+    @classmethod
+    def from_ids(cls, spec: str, ids: np.ndarray, seq_len: int) -> "TokenWindows":
+        count = (len(ids) - 1) // seq_len
+        starts = np.arange(count)[:, None] * seq_len + np.arange(seq_len + 1)[None, :]
+        return cls(spec, np.asarray(ids, np.int32)[starts] if count else np.zeros((0, seq_len + 1), np.int32))
+
+    def steps_per_epoch(self, global_batch_size: int, per_step: int | None = None) -> int:
+        return len(self.windows) // global_batch_size
+
+    def batches(self, global_batch_size: int, seed: int, num_epochs: int, start_epoch: int = 0,
+                per_step: int | None = None) -> tf.data.Dataset:
+        """The training pipeline (see `pipeline.shuffled_epochs`): int32 [B, seq_len + 1] batches."""
+        if self.steps_per_epoch(global_batch_size) < 1:
+            raise AigcError(f"{self.spec}: {len(self.windows)} training windows are fewer than one batch "
+                            f"({global_batch_size}); lower --batch-size or --seq-len")
+        ds = shuffled_epochs(tf.data.Dataset.from_tensor_slices(self.windows), len(self.windows),
+                             global_batch_size, seed, num_epochs, start_epoch)
+        return single_threaded(ds.prefetch(2))
+
+    def eval_batches(self, batch_size: int) -> tf.data.Dataset:
+        """Every window once, in order (the last batch may be smaller)."""
+        return tf.data.Dataset.from_tensor_slices(self.windows).batch(batch_size).prefetch(2)
+
+
+def load_text(spec: str) -> TextData:
+    """Resolve a text spec into `TextData`; raise `AigcError` naming the spec on bad input."""
+    kind, _, arg = spec.partition(":")
+    if kind == "shakespeare" and not arg:
+        return TextData(spec, _embedded_shakespeare())
+    loaders = {"text": _load_files, "tfds": _load_tfds}
+    if kind not in loaders:
+        raise AigcError(f"unknown text spec {spec!r}: use {TEXT_SPECS}")
+    if not arg:
+        raise AigcError(f"text spec {spec!r} needs a value after '{kind}:'")
+    text = loaders[kind](spec, arg)
+    if len(text) < 2:
+        raise AigcError(f"{spec}: the corpus is empty")
+    return TextData(spec, text)
+
+
+def _embedded_shakespeare() -> str:
+    import importlib.resources
+
+    with importlib.resources.as_file(
+        importlib.resources.files("aigc_keras.data") / "shakespeare" / "input.txt.gz"
+    ) as path:
+        return gzip.decompress(path.read_bytes()).decode("utf-8")
+
+
+def _load_files(spec: str, arg: str) -> str:
+    files = []
+    for name in arg.split(","):
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            if not found:
+                raise AigcError(f"{spec}: folder {path} has no files")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise AigcError(f"{spec}: {path} does not exist")
+    texts = []
+    for path in files:
+        try:
+            texts.append(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise AigcError(f"{spec}: {path} is not UTF-8 text (byte {e.start})") from None
+    return "\n".join(texts)
+
+
+def _load_tfds(spec: str, arg: str) -> str:
+    import tensorflow_datasets as tfds
+
+    name, _, split = arg.partition(":")
+    split = split or "train"
+    try:
+        ds, info = tfds.load(name, split=split, with_info=True)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise AigcError(f"{spec}: TFDS has no dataset named {name!r}") from None
+    except Exception as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AigcError(f"{spec}: TFDS could not load {name!r} split {split!r}: {first_line}") from None
+    keys = [k for k, f in info.features.items() if isinstance(f, tfds.features.Text)]
+    if not keys:
+        raise AigcError(f"{spec}: {name!r} has no text feature")
+    key = "text" if "text" in keys else keys[0]
+    return "\n".join(example[key].decode("utf-8") for example in tfds.as_numpy(ds))
