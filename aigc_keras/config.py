@@ -15,6 +15,7 @@ from .errors import AigcError
 
 STRATEGIES = ("auto", "default", "mirrored")
 IMAGE_SPECS = "mnist, tfds:NAME[:SPLIT], idx:PATH, folder:DIR or npz:FILE"
+TEXT_SPECS = "shakespeare, text:PATH[,PATH...] (UTF-8 files or folders) or tfds:NAME[:SPLIT]"
 
 
 def option(default, help, *, choices=None, min=None, max=None, resumable=False):

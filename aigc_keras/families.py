@@ -13,6 +13,7 @@ from .errors import AigcError
 _FAMILIES = {
     "gan": ("aigc_keras.gan.config:GANConfig", "aigc_keras.gan.family:GANFamily"),
     "diffusion": ("aigc_keras.diffusion.config:DiffusionConfig", "aigc_keras.diffusion.family:DiffusionFamily"),
+    "lstm": ("aigc_keras.text.config:TextConfig", "aigc_keras.text.family:TextFamily"),
     "classifier": ("aigc_keras.metrics.config:ClassifierConfig", "aigc_keras.metrics.classifier:ClassifierFamily"),
 }
 

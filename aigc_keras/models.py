@@ -8,5 +8,7 @@ from .diffusion.model import DiffusionModel
 from .diffusion.unet import SinusoidalEmbedding, UNet
 from .gan.model import GAN
 from .gan.networks import Discriminator, Generator
+from .text.models import LSTMLanguageModel, TransformerLanguageModel
 
-__all__ = ["GAN", "Generator", "Discriminator", "DiffusionModel", "UNet", "SinusoidalEmbedding"]
+__all__ = ["GAN", "Generator", "Discriminator", "DiffusionModel", "UNet", "SinusoidalEmbedding",
+           "LSTMLanguageModel", "TransformerLanguageModel"]

@@ -25,7 +25,8 @@ def run(capsys, *args):
 @pytest.mark.parametrize(
     "command",
     [[], ["train"], ["train", "gan"], ["sample", "gan"], ["export", "gan"], ["info"],
-     ["train", "diffusion"], ["sample", "diffusion"], ["export", "diffusion"]],
+     ["train", "diffusion"], ["sample", "diffusion"], ["export", "diffusion"],
+     ["train", "lstm"], ["sample", "lstm"], ["export", "lstm"], ["train", "classifier"], ["evaluate"]],
 )
 def test_every_command_has_help_with_an_example(capsys, command):
     code, out, _ = run(capsys, *command, "--help")
@@ -72,7 +73,7 @@ def test_train_sample_export_info_end_to_end(capsys, images_npz, tmp_path):
         (["train", "gan", "--data", "cifar"], "unknown dataset spec 'cifar'", 1),
         (["train", "gan", "--data", "npz:/no/such.npz"], "npz:/no/such.npz: /no/such.npz does not exist", 1),
         (["train", "gan", "--loss", "hinge", "--label-smoothing", "0.1"], "applies to --loss ns only", 1),
-        (["train", "lstm"], "No such command 'lstm'", 2),
+        (["train", "rnn"], "No such command 'rnn'", 2),
         (["sample", "gan", "--model", "/no/such/dir"], "model folder /no/such/dir does not exist", 1),
         (["sample", "gan", "--out", "x.jpg"], "use a .png (image grid) or .npz", 1),
         (["export", "gan", "--model", "/no/such/dir"], "does not exist", 1),
@@ -125,15 +126,20 @@ def test_top_level_cli_py_is_the_console_script():
 def test_readme_documents_every_option_and_command():
     from aigc_keras.diffusion.config import DiffusionConfig
     from aigc_keras.gan.config import GANConfig
+    from aigc_keras.metrics.config import ClassifierConfig
+    from aigc_keras.text.config import TextConfig
 
     readme = (ROOT / "README.md").read_text()
-    for config in (GANConfig, DiffusionConfig):
+    for config in (GANConfig, DiffusionConfig, TextConfig, ClassifierConfig):
         section = readme.split(f"### `aigc-keras train {config.family}`")[1].split("\n### ")[0]
         for field, _ in config.field_specs():
             assert f"`--{field.name.replace('_', '-')}" in section, (config.family, field.name)
     for command in ("aigc-keras train gan", "aigc-keras sample gan", "aigc-keras export gan --tflite",
                     "aigc-keras train diffusion", "aigc-keras sample diffusion --sampler ddim",
-                    "aigc-keras export diffusion --tflite", "aigc-keras info", "python -m pytest"):
+                    "aigc-keras export diffusion --tflite", "aigc-keras info", "python -m pytest",
+                    "aigc-keras train lstm", "aigc-keras sample lstm --prompt", "aigc-keras export lstm --tflite",
+                    "aigc-keras evaluate saved_models/gan", "aigc-keras evaluate saved_models/lstm",
+                    "aigc-keras train classifier --data mnist"):
         assert command in readme, command
 
 
@@ -178,3 +184,9 @@ def test_diffusion_train_sample_gif_export_end_to_end(capsys, images_npz, tmp_pa
 
     code, out, _ = run(capsys, "info", model)
     assert code == 0 and "family:   diffusion" in out and "loss" in out
+
+
+def test_the_command_tree_loads_without_tensorflow():
+    """`--help` and argument errors stay fast: no command module imports TensorFlow at load time."""
+    code = "import sys, aigc_keras.cli.app; sys.exit('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -7,7 +7,7 @@ import json
 import click
 
 from .. import __version__
-from . import diffusion, evaluate, gan
+from . import diffusion, evaluate, gan, text
 from .options import config_argv
 
 
@@ -30,6 +30,8 @@ def cli():
 Examples:
   aigc-keras train gan
   aigc-keras train diffusion
+  aigc-keras train lstm
+  aigc-keras train classifier --data mnist
   aigc-keras train gan --help      # every option of the family""")
 def train():
     """Train a model family (the same command again resumes an interrupted run)."""
@@ -38,7 +40,8 @@ def train():
 @cli.group(epilog="""\b
 Examples:
   aigc-keras sample gan --num 64 --seed 0 --out digits.png
-  aigc-keras sample diffusion --sampler ddim --steps 50 --out d.png""")
+  aigc-keras sample diffusion --sampler ddim --steps 50 --out d.png
+  aigc-keras sample lstm --prompt "ROMEO:" --temperature 0.8 --top-p 0.95""")
 def sample():
     """Generate from a trained model."""
 
@@ -46,7 +49,8 @@ def sample():
 @cli.group(epilog="""\b
 Examples:
   aigc-keras export gan --tflite
-  aigc-keras export diffusion --tflite --steps 25""")
+  aigc-keras export diffusion --tflite --steps 25
+  aigc-keras export lstm --tflite""")
 def export():
     """Export a trained model as a SavedModel and a LiteRT .tflite file."""
 
@@ -54,11 +58,14 @@ def export():
 cli.add_command(evaluate.evaluate)
 train.add_command(gan.train_gan)
 train.add_command(diffusion.train_diffusion)
+train.add_command(text.train_lstm)
 train.add_command(evaluate.train_classifier)
 sample.add_command(gan.sample_gan)
 sample.add_command(diffusion.sample_diffusion)
+sample.add_command(text.sample_lstm)
 export.add_command(gan.export_gan)
 export.add_command(diffusion.export_diffusion)
+export.add_command(text.export_lstm)
 
 
 @cli.command(epilog="""\b
@@ -77,13 +84,11 @@ def info(model_dir, as_json):
         click.echo(json.dumps({**run, "history": history}, indent=2))
         return
     config, data = run["config"], run["data"]
-    shape = "x".join(str(d) for d in data.get("image_shape", []))
-    classes = len(data.get("class_names", []))
     done = history[-1]["epoch"] if history else 0
     state = "finished" if md.model.exists() else "not finished (rerun its train command to resume)"
     click.echo(f"family:   {run['family']}")
     click.echo(f"folder:   {md.path} ({state})")
-    click.echo(f"data:     {data['spec']} ({data['num_examples']} images {shape}, {classes or 'no'} classes)")
+    click.echo(f"data:     {data['spec']} ({describe_data(data)})")
     click.echo(f"epochs:   {done} of {config['epochs']} ({sum(h['seconds'] for h in history):.0f} s)")
     if history:
         last = history[-1]
@@ -93,3 +98,10 @@ def info(model_dir, as_json):
     click.echo(f"command:  aigc-keras train {run['family']} --model-dir {md.path} {' '.join(argv)}")
     if md.model.exists():
         click.echo(f"model:    {md.model} ({md.model.stat().st_size / 1e6:.1f} MB)")
+
+
+def describe_data(data: dict) -> str:
+    if "num_characters" in data:
+        return f"{data['num_characters']} characters, {data['vocab_size']} token ids ({data['tokenizer']['kind']})"
+    shape = "x".join(str(d) for d in data.get("image_shape", []))
+    return f"{data['num_examples']} images {shape}, {len(data.get('class_names', [])) or 'no'} classes"

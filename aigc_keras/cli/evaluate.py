@@ -26,10 +26,12 @@ train_classifier = train_command(
 Examples:
   aigc-keras evaluate saved_models/gan --num 10000
   aigc-keras evaluate saved_models/diffusion --sampler ddim --steps 50 --num 2000
-  aigc-keras evaluate saved_models/gan --classifier saved_models/fashion-classifier --precision-recall""")
+  aigc-keras evaluate saved_models/gan --classifier saved_models/fashion-classifier --precision-recall
+  aigc-keras evaluate saved_models/lstm
+  aigc-keras evaluate saved_models/lstm --data text:held_out.txt""")
 @click.argument("model_dir")
-@click.option("--num", default=1000, show_default=True, type=click.IntRange(min=4),
-              help="samples to draw (and real images in each reference set)")
+@click.option("--num", type=click.IntRange(min=4),
+              help="images: samples to draw, and real images in each reference set [default: 1000]")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="noise and subset seed")
 @click.option("--classifier", "classifier_dir",
               help="feature classifier folder [default: the shipped one for mnist, else InceptionV3]")
@@ -40,14 +42,16 @@ Examples:
 @click.option("--steps", type=click.IntRange(min=1), help="diffusion: sampling steps [default: 50; T for ddpm]")
 @click.option("--eta", type=click.FloatRange(0.0, 1.0), help="diffusion: DDIM noise")
 @click.option("--guidance", type=float, help="diffusion: classifier-free guidance weight (conditional models)")
+@click.option("--data", "data_spec", help="text models: text spec to score [default: the validation split]")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
 def evaluate(model_dir, num, seed, classifier_dir, subsets, subset_size, precision_recall, sampler, steps, eta,
-             guidance, as_json):
+             guidance, data_spec, as_json):
     """Measure a trained model; print a table and write metrics.json beside the model.
 
     Image models: FID and KID of --num samples against --num real training images, the same
     for two disjoint real sets (the floor a perfect model would reach at this size), and mode
-    coverage where a classifier gives classes.
+    coverage where a classifier gives classes. Text models: bits per character and perplexity
+    on the validation split (or --data), with characters outside the vocabulary counted.
     """
     from ..training.model_dir import ModelDir
 
@@ -58,8 +62,15 @@ def evaluate(model_dir, num, seed, classifier_dir, subsets, subset_size, precisi
     given = [f"--{k}" for k, v in diffusion_options.items() if v is not None]
     if family_name != "diffusion" and given:
         raise AigcError(f"{', '.join(given)} apply to diffusion models; {md.path} holds a {family_name} model")
+    if family_name == "lstm":
+        if num is not None or classifier_dir or precision_recall:
+            raise AigcError("--num, --classifier and --precision-recall apply to image models")
+        return evaluate_text(md, run, data_spec, as_json)
+    if data_spec:
+        raise AigcError("--data applies to text models: image models are compared with their training data")
     if family_name not in ("gan", "diffusion"):
-        raise AigcError(f"evaluate takes an image generator (gan or diffusion); {md.path} holds a {family_name} model")
+        raise AigcError(f"evaluate takes a generator (gan, diffusion or lstm); {md.path} holds a {family_name} model")
+    num = num or 1000
     import_tensorflow_quietly()
     from ..data import load_images
     from ..families import get_family
@@ -85,6 +96,32 @@ def evaluate(model_dir, num, seed, classifier_dir, subsets, subset_size, precisi
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
     if not as_json:
         click.echo(f"wrote {md.path / 'metrics.json'}")
+
+
+def evaluate_text(md, run: dict, data_spec: str | None, as_json: bool) -> None:
+    import_tensorflow_quietly()
+    from ..data.text import load_text
+    from ..metrics.text import text_metrics
+
+    start = time.time()
+    model = md.load_model("lstm")
+    if data_spec:
+        text, source = load_text(data_spec).text, data_spec
+    else:
+        split = run["config"]["validation_split"]
+        text, source = load_text(run["data"]["spec"]).split(split)[1], f"{run['data']['spec']} (last {split:.0%})"
+    report = {"model_dir": str(md.path), "family": "lstm", "data": source, **text_metrics(model, text),
+              "seconds": round(time.time() - start, 1)}
+    fileio.write_json(md.path / "metrics.json", report)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"{run['config']['arch']} model {md.path}; text {source}")
+    click.echo(f"bits per character  {report['bits_per_character']:.4f}   ({report['characters']} characters)")
+    click.echo(f"bits per token      {report['bits_per_token']:.4f}   ({report['tokens']} tokens)")
+    click.echo(f"perplexity          {report['perplexity']:.3f}   (per token)")
+    click.echo(f"unknown characters  {report['unknown_characters']}   (outside the vocabulary, scored as id 0)")
+    click.echo(f"wrote {md.path / 'metrics.json'}")
 
 
 def format_report(report: dict) -> str:

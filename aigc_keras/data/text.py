@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from ..config import TEXT_SPECS
 from ..errors import AigcError
 from .pipeline import shuffled_epochs, single_threaded
 
-TEXT_SPECS = "shakespeare, text:PATH[,PATH...] (UTF-8 files or folders) or tfds:NAME[:SPLIT]"
 
 
 @dataclasses.dataclass

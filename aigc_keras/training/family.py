@@ -52,6 +52,10 @@ class Family:
         """The dataset described by `config.data`, with an `info()` dict and `num_classes`."""
         raise NotImplementedError
 
+    def data_info(self, config, data) -> dict:
+        """What the saved model records about its data (config.json) and `build` reads."""
+        return data.info()
+
     def dataset(self, config, data, global_batch_size: int, start_epoch: int = 0):
         """(tf.data.Dataset of global batches for epochs start_epoch.., steps per epoch); see `data_epochs`."""
         raise NotImplementedError

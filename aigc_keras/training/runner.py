@@ -33,7 +33,7 @@ def train(config, model_dir: str | Path, overwrite: bool = False, callbacks=(),
     check_global_batch(strategy, config.batch_size)
     keras.utils.set_random_seed(config.seed)
     data = family.load_data(config)
-    data_info = data.info()
+    data_info = family.data_info(config, data)
     with strategy.scope():
         model = family.build(config, data_info)
     done = EpochCheckpoint.restore(model, md.checkpoints)

@@ -1,0 +1,67 @@
+"""`train lstm`, `sample lstm` and `export lstm`: the autoregressive family."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..console import import_tensorflow_quietly
+from ..text.config import TextConfig
+from .common import export_options, model_option, run_export, train_command
+
+train_lstm = train_command(
+    TextConfig,
+    "Train a character language model (LSTM or Transformer); rerun the same command to resume.",
+    ["", " --data text:my_corpus.txt --arch transformer --model-dir saved_models/transformer",
+     " --tokenizer bytes --data text:chinese/ --model-dir saved_models/zh"],
+)
+
+
+@click.command("lstm", epilog="""\b
+Examples:
+  aigc-keras sample lstm --prompt "ROMEO:" --length 400 --temperature 0.8 --top-k 40 --top-p 0.95 --seed 1
+  aigc-keras sample lstm --temperature 0 --length 200          # greedy
+  aigc-keras sample lstm --model saved_models/transformer --stop "\\n\\n" --out scene.txt""")
+@model_option("lstm")
+@click.option("--prompt", default="\n", show_default=False, help="text to continue [default: a newline]")
+@click.option("--length", default=400, show_default=True, type=click.IntRange(min=1), help="tokens to generate")
+@click.option("--temperature", default=1.0, show_default=True, type=click.FloatRange(min=0.0),
+              help="softmax temperature; 0 is greedy")
+@click.option("--top-k", default=0, show_default=True, type=click.IntRange(min=0),
+              help="keep the k most likely tokens (0: off)")
+@click.option("--top-p", default=1.0, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
+              help="keep the smallest set of tokens whose probability reaches p (1: off)")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="sampling seed")
+@click.option("--stop", help="stop once the generated text contains this string (\\n for a newline)")
+@click.option("--out", help="also write the prompt and the generated text to this file")
+def sample_lstm(model_dir, prompt, length, temperature, top_k, top_p, seed, stop, out):
+    """Generate text from a trained language model, streamed to the terminal as it is generated."""
+    import_tensorflow_quietly()
+    from .. import fileio
+    from ..families import get_family
+    from ..training.model_dir import ModelDir
+
+    model = ModelDir(model_dir).load_model("lstm")
+    stop = stop.encode().decode("unicode_escape") if stop else None
+    click.echo(prompt, nl=False)
+
+    def show(piece):
+        click.echo(piece, nl=False)
+        sys.stdout.flush()
+
+    text = get_family("lstm").sample(model, prompt, length, seed, temperature, top_k, top_p, stop, show)
+    click.echo()
+    if out:
+        fileio.write_bytes(out, (prompt + text).encode("utf-8"))
+        click.echo(f"wrote {out}", err=True)
+
+
+@click.command("lstm", epilog="""\b
+Examples:
+  aigc-keras export lstm --tflite
+  aigc-keras export lstm --tflite --quantize dynamic --out export/lstm_int8""")
+@export_options("lstm")
+def export_lstm(model_dir, out_dir, tflite, quantize):
+    """Export a language model: signatures `step` (stream with explicit state) and `generate` (whole loop)."""
+    run_export("lstm", model_dir, out_dir, tflite, quantize)

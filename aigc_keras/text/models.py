@@ -1,0 +1,211 @@
+"""Character language models: a stacked LSTM and a small causal Transformer decoder.
+
+Both are trained by teacher forcing on windows [B, T + 1] (inputs ids[:, :-1], targets
+ids[:, 1:]) with the sparse cross-entropy of the logits, and both step one token at a time
+with an explicit state, `step(token, state) -> (logits, state)`: LSTM h/c per layer, or the
+position and a fixed-size key/value cache per block. Sampling (`sampling.py`) and the exported
+`step`/`generate` signatures use only that interface.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+from ..training.distributed import dense_gradients
+
+LN2 = math.log(2.0)
+
+
+class LanguageModel(keras.Model):
+    """Teacher forcing, the loss / bits-per-token / perplexity metrics and the config every
+    language model shares. Bits per token are bits per character with the chars tokenizer."""
+
+    max_positions: int | None = None  # longest context `step` can hold (None: unbounded)
+
+    def __init__(self, vocab_size: int, tokenizer: dict, seq_len: int, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.tokenizer = dict(tokenizer)
+        self.seq_len = seq_len
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def per_window_loss(self, windows, training: bool = False):
+        """Mean cross-entropy (nats) of each window's next-token predictions, [B]."""
+        x, y = windows[:, :-1], windows[:, 1:]
+        logits = self(x, training=training)
+        return tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.cast(logits, tf.float32)), axis=1
+        )
+
+    def train_step(self, windows):
+        with tf.GradientTape() as tape:
+            per_window = self.per_window_loss(windows, training=True)
+            loss = tf.nn.compute_average_loss(per_window)
+        weights = self.trainable_weights
+        self.optimizer.apply(dense_gradients(tape.gradient(loss, weights)), weights)
+        return self._metrics_from(per_window)
+
+    def test_step(self, windows):
+        return self._metrics_from(self.per_window_loss(windows))
+
+    def _metrics_from(self, per_window):
+        self.loss_tracker.update_state(per_window)
+        loss = self.loss_tracker.result()
+        return {"loss": loss, "bpc": loss / LN2, "perplexity": tf.exp(loss)}
+
+    def state_spec(self) -> list[tuple[str, list[int | None], tf.DType]]:
+        """(name, shape with batch None, dtype) of each tensor of the stepping state."""
+        raise NotImplementedError
+
+    def initial_state(self, batch: int) -> list[tf.Tensor]:
+        return [tf.zeros([batch if d is None else d for d in shape], dtype) for _, shape, dtype in self.state_spec()]
+
+    def step(self, token, state):
+        """Logits [B, V] for the token after `token` [B] given `state`, and the new state."""
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"name": self.name, "vocab_size": self.vocab_size, "tokenizer": self.tokenizer,
+                "seq_len": self.seq_len}
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return None
+        return {"optimizer": keras.optimizers.serialize(self.optimizer)}
+
+    def compile_from_config(self, config):
+        self.compile(optimizer=keras.optimizers.deserialize(config["optimizer"]))
+
+
+@keras.saving.register_keras_serializable("aigc_keras")
+class LSTMLanguageModel(LanguageModel):
+    """Embedding -> N stacked LSTMs (dropout between) -> Dense logits (Karpathy's char-rnn)."""
+
+    def __init__(self, vocab_size, tokenizer, seq_len, embedding_dim=64, units=256, layers=2, dropout=0.1,
+                 **kwargs):
+        super().__init__(vocab_size, tokenizer, seq_len, **kwargs)
+        self.embedding_dim, self.units, self.num_layers, self.dropout = embedding_dim, units, layers, dropout
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.lstms = [keras.layers.LSTM(units, return_sequences=True, name=f"lstm_{i}") for i in range(layers)]
+        self.drop = keras.layers.Dropout(dropout)
+        self.head = keras.layers.Dense(vocab_size, name="logits")
+        self.embedding.build((None, None))
+        width = embedding_dim
+        for lstm in self.lstms:
+            lstm.build((None, None, width))
+            width = units
+        self.head.build((None, None, units))
+        self.built = True
+
+    def call(self, ids, training=False):
+        x = self.drop(self.embedding(ids), training=training)
+        for lstm in self.lstms:
+            x = self.drop(lstm(x, training=training), training=training)
+        return self.head(x)
+
+    def state_spec(self):
+        return [(f"{kind}_{i}", [None, self.units], tf.float32) for i in range(self.num_layers) for kind in "hc"]
+
+    def step(self, token, state):
+        x = self.embedding(token)
+        new_state = []
+        for i, lstm in enumerate(self.lstms):
+            x, (h, c) = lstm.cell(x, [state[2 * i], state[2 * i + 1]], training=False)
+            new_state += [h, c]
+        return self.head(x), new_state
+
+    def get_config(self):
+        return {**super().get_config(), "embedding_dim": self.embedding_dim, "units": self.units,
+                "layers": self.num_layers, "dropout": self.dropout}
+
+
+@keras.saving.register_keras_serializable("aigc_keras")
+class TransformerLanguageModel(LanguageModel):
+    """A pre-LayerNorm causal decoder (GPT-style): token + learned position embeddings, N blocks of
+    causal `MultiHeadAttention` and a GELU MLP, a final LayerNorm and the logits.
+
+    `step` reuses the attention layers' own query/key/value/output projections with a key/value
+    cache of `seq_len` positions, so one token costs one position's work.
+    """
+
+    def __init__(self, vocab_size, tokenizer, seq_len, units=128, layers=2, heads=4, dropout=0.1, **kwargs):
+        super().__init__(vocab_size, tokenizer, seq_len, **kwargs)
+        self.units, self.num_layers, self.heads, self.dropout = units, layers, heads, dropout
+        self.head_dim = units // heads
+        self.max_positions = seq_len
+        self.token_embedding = keras.layers.Embedding(vocab_size, units, name="token_embedding")
+        self.position_embedding = keras.layers.Embedding(seq_len, units, name="position_embedding")
+        self.blocks = []
+        for i in range(layers):
+            self.blocks.append({
+                "norm1": keras.layers.LayerNormalization(epsilon=1e-5, name=f"block_{i}_norm1"),
+                "attention": keras.layers.MultiHeadAttention(heads, self.head_dim, dropout=dropout,
+                                                             name=f"block_{i}_attention"),
+                "norm2": keras.layers.LayerNormalization(epsilon=1e-5, name=f"block_{i}_norm2"),
+                "mlp_in": keras.layers.Dense(4 * units, activation="gelu", name=f"block_{i}_mlp_in"),
+                "mlp_out": keras.layers.Dense(units, name=f"block_{i}_mlp_out"),
+            })
+        self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")
+        self.head = keras.layers.Dense(vocab_size, name="logits")
+        self.drop = keras.layers.Dropout(dropout)
+        self.token_embedding.build((None, None))
+        self.position_embedding.build((None,))
+        for block in self.blocks:
+            block["norm1"].build((None, None, units))
+            block["attention"].build((None, None, units), (None, None, units))
+            block["norm2"].build((None, None, units))
+            block["mlp_in"].build((None, None, units))
+            block["mlp_out"].build((None, None, 4 * units))
+        self.final_norm.build((None, None, units))
+        self.head.build((None, None, units))
+        self.built = True
+
+    def call(self, ids, training=False):
+        positions = tf.range(tf.shape(ids)[1])
+        x = self.drop(self.token_embedding(ids) + self.position_embedding(positions), training=training)
+        for block in self.blocks:
+            h = block["norm1"](x)
+            x = x + self.drop(block["attention"](h, h, use_causal_mask=True, training=training), training=training)
+            x = x + self.drop(block["mlp_out"](block["mlp_in"](block["norm2"](x))), training=training)
+        return self.head(self.final_norm(x))
+
+    def state_spec(self):
+        cache = [None, self.heads, self.seq_len, self.head_dim]
+        return [("position", [], tf.int32)] + [
+            (f"{kind}_{i}", cache, tf.float32) for i in range(self.num_layers) for kind in ("key", "value")
+        ]
+
+    def step(self, token, state):
+        position, caches = state[0], state[1:]
+        x = (self.token_embedding(token) + self.position_embedding(position))[:, None, :]  # [B, 1, D]
+        here = tf.reshape(tf.one_hot(position, self.seq_len), [1, 1, self.seq_len, 1])
+        visible = tf.reshape(tf.range(self.seq_len) <= position, [1, 1, 1, self.seq_len])
+        bias = tf.where(visible, 0.0, -1e9)
+        new_caches = []
+        for i, block in enumerate(self.blocks):
+            attention = block["attention"]
+            h = block["norm1"](x)
+
+            def heads_first(t):  # [B, 1, H, d] -> [B, H, 1, d]
+                return tf.transpose(t, [0, 2, 1, 3])
+
+            q = heads_first(attention._query_dense(h)) / math.sqrt(self.head_dim)
+            keys = caches[2 * i] * (1.0 - here) + heads_first(attention._key_dense(h)) * here
+            values = caches[2 * i + 1] * (1.0 - here) + heads_first(attention._value_dense(h)) * here
+            probs = tf.nn.softmax(tf.matmul(q, keys, transpose_b=True) + bias, axis=-1)  # [B, H, 1, S]
+            context = tf.transpose(tf.matmul(probs, values), [0, 2, 1, 3])  # [B, 1, H, d]
+            x = x + attention._output_dense(context)
+            x = x + block["mlp_out"](block["mlp_in"](block["norm2"](x)))
+            new_caches += [keys, values]
+        return self.head(self.final_norm(x))[:, 0], [position + 1, *new_caches]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "layers": self.num_layers, "heads": self.heads,
+                "dropout": self.dropout}

@@ -1,0 +1,102 @@
+"""Character (Unicode code point) and byte tokenizers, in NumPy: the exported graphs see ids only.
+
+The vocabulary travels with the model (its config) and with exports (metadata.json), so an app
+maps text to ids without TensorFlow or a lookup table in the graph.
+"""
+
+from __future__ import annotations
+
+import codecs
+
+import numpy as np
+
+from ..errors import AigcError
+
+TOKENIZERS = ("chars", "bytes")
+UNKNOWN = "\ufffd"  # how the reserved unknown id decodes
+
+
+class CharTokenizer:
+    """Id 0 is reserved for characters outside the vocabulary; ids 1.. are the corpus's characters
+    in code-point order. Works for any script (Chinese included): one id per code point."""
+
+    kind = "chars"
+
+    def __init__(self, chars: str):
+        self.chars = "".join(sorted(set(chars)))
+        self._codes = np.array([ord(c) for c in self.chars], np.int64)
+
+    @classmethod
+    def build(cls, text: str) -> "CharTokenizer":
+        return cls(text)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars) + 1
+
+    def encode(self, text: str) -> np.ndarray:
+        codes = np.frombuffer(text.encode("utf-32-le"), np.uint32).astype(np.int64)
+        index = np.searchsorted(self._codes, codes)
+        known = (index < len(self._codes)) & (self._codes[np.minimum(index, len(self._codes) - 1)] == codes)
+        return np.where(known, index + 1, 0).astype(np.int32)
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[i - 1] if 0 < i <= len(self.chars) else UNKNOWN for i in np.asarray(ids).ravel())
+
+    def stream_decoder(self):
+        """A function id -> text to print, for streaming one id at a time."""
+        return lambda i: self.decode([i])
+
+    def unknown_count(self, text: str) -> int:
+        """Characters of `text` outside the vocabulary (they encode to id 0)."""
+        return int((self.encode(text) == 0).sum())
+
+    def num_characters(self, ids) -> int:
+        return len(np.asarray(ids).ravel())
+
+    def to_config(self) -> dict:
+        return {"kind": self.kind, "chars": self.chars}
+
+
+class ByteTokenizer:
+    """The 256 byte values of UTF-8: an open vocabulary, a few ids per non-ASCII character."""
+
+    kind = "bytes"
+    vocab_size = 256
+
+    @classmethod
+    def build(cls, text: str) -> "ByteTokenizer":
+        return cls()
+
+    def encode(self, text: str) -> np.ndarray:
+        return np.frombuffer(text.encode("utf-8"), np.uint8).astype(np.int32)
+
+    def decode(self, ids) -> str:
+        return bytes(np.asarray(ids, np.uint8).ravel().tolist()).decode("utf-8", errors="replace")
+
+    def stream_decoder(self):
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        return lambda i: decoder.decode(bytes([int(i)]))
+
+    def unknown_count(self, text: str) -> int:
+        return 0
+
+    def num_characters(self, ids) -> int:
+        return len(self.decode(ids))
+
+    def to_config(self) -> dict:
+        return {"kind": self.kind}
+
+
+def build_tokenizer(kind: str, text: str):
+    if kind not in TOKENIZERS:
+        raise AigcError(f"unknown tokenizer {kind!r}: use one of {', '.join(TOKENIZERS)}")
+    return {"chars": CharTokenizer, "bytes": ByteTokenizer}[kind].build(text)
+
+
+def tokenizer_from_config(config: dict):
+    if config.get("kind") == "chars":
+        return CharTokenizer(config["chars"])
+    if config.get("kind") == "bytes":
+        return ByteTokenizer()
+    raise AigcError(f"unknown tokenizer config {config!r}")
