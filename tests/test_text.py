@@ -16,7 +16,11 @@ from aigc_keras.text.config import TextConfig
 from aigc_keras.text.family import TextFamily
 from aigc_keras.text.models import LSTMLanguageModel, TransformerLanguageModel
 from aigc_keras.text.sampling import filter_logits, generate_fn, next_token
-from aigc_keras.text.tokenizer import ByteTokenizer, CharTokenizer, tokenizer_from_config
+from aigc_keras.text.tokenizer import (
+    ByteTokenizer,
+    CharTokenizer,
+    tokenizer_from_config,
+)
 from aigc_keras.training.strategy import resolve_strategy
 
 FAMILY = TextFamily()

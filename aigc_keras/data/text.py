@@ -24,7 +24,6 @@ from ..errors import AigcError
 from .pipeline import shuffled_epochs, single_threaded
 
 
-
 @dataclasses.dataclass
 class TextData:
     spec: str
