@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Optional
 
 from .errors import AigcError
 
-STRATEGIES = ("auto", "default", "mirrored")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 IMAGE_SPECS = "mnist, tfds:NAME[:SPLIT], idx:PATH, folder:DIR or npz:FILE"
 TEXT_SPECS = "shakespeare, text:PATH[,PATH...] (UTF-8 files or folders) or tfds:NAME[:SPLIT]"
 
@@ -43,7 +43,8 @@ class TrainConfig:
     seed: int = option(0, "seed for weights, data order and training noise", min=0)
     strategy: str = option(
         "auto",
-        "tf.distribute strategy: auto (mirrored when >1 GPU), default, mirrored",
+        "tf.distribute strategy: auto (multiworker when TF_CONFIG names >1 worker, else mirrored when "
+        ">1 GPU), default, mirrored, multiworker",
         choices=STRATEGIES,
         resumable=True,
     )

@@ -42,4 +42,6 @@ def single_threaded(ds: tf.data.Dataset) -> tf.data.Dataset:
     options.autotune.enabled = False
     options.threading.private_threadpool_size = 1
     options.threading.max_intra_op_parallelism = 1
+    # Multi-worker: every worker builds the same pipeline and keeps its slice of each global batch.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options)

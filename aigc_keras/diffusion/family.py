@@ -79,7 +79,7 @@ class DiffusionFamily(ImageFamily):
         return to_uint8(x), labels, columns
 
     def monitor_sample_options(self, model: DiffusionModel) -> dict:
-        return {"steps": PREVIEW_STEPS, "guidance": 3.0 if model.num_classes else None}
+        return {"steps": min(PREVIEW_STEPS, model.schedule.timesteps), "guidance": 3.0 if model.num_classes else None}
 
     def preview(self, model: DiffusionModel, config: DiffusionConfig, data_info: dict):
         num = 10 * model.num_classes if model.num_classes else 64

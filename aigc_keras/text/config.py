@@ -31,7 +31,7 @@ class TextConfig(TrainConfig):
     heads: int = option(4, "attention heads (transformer; must divide --units)", min=1)
     dropout: float = option(0.1, "dropout between layers", min=0.0, max=0.9)
     learning_rate: float = option(2e-3, "Adam learning rate", min=0.0)
-    clipnorm: float = option(1.0, "gradient norm clipping (0: off)", min=0.0)
+    clipnorm: float = option(1.0, "clip the global gradient norm (over all replicas) to this (0: off)", min=0.0)
     validation_split: float = option(0.1, "last share of the corpus held out for validation", min=0.01, max=0.5)
 
     def __post_init__(self):

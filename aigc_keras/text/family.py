@@ -51,12 +51,13 @@ class TextFamily(Family):
     def build(self, config: TextConfig, data_info: dict):
         tokenizer = tokenizer_from_config(data_info["tokenizer"])
         common = dict(vocab_size=tokenizer.vocab_size, tokenizer=tokenizer.to_config(), seq_len=config.seq_len,
-                      units=config.units, layers=config.layers, dropout=config.dropout, name=config.arch)
+                      units=config.units, layers=config.layers, dropout=config.dropout,
+                      clipnorm=config.clipnorm or None, name=config.arch)
         if config.arch == "lstm":
             model = LSTMLanguageModel(embedding_dim=config.embedding_dim, **common)
         else:
             model = TransformerLanguageModel(heads=config.heads, **common)
-        optimizer = keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm or None)
+        optimizer = keras.optimizers.Adam(config.learning_rate)
         model.compile(optimizer=optimizer)
         optimizer.build(model.trainable_variables)
         return model

@@ -14,19 +14,21 @@ import math
 import keras
 import tensorflow as tf
 
-from ..training.distributed import dense_gradients
+from ..training.distributed import clip_by_global_norm, dense_gradients
 
 LN2 = math.log(2.0)
 
 
 class LanguageModel(keras.Model):
     """Teacher forcing, the loss / bits-per-token / perplexity metrics and the config every
-    language model shares. Bits per token are bits per character with the chars tokenizer."""
+    language model shares. Bits per token are bits per character with the chars tokenizer.
+    `clipnorm` clips the global gradient norm, the same under any number of replicas."""
 
     max_positions: int | None = None  # longest context `step` can hold (None: unbounded)
 
-    def __init__(self, vocab_size: int, tokenizer: dict, seq_len: int, **kwargs):
+    def __init__(self, vocab_size: int, tokenizer: dict, seq_len: int, clipnorm: float | None = None, **kwargs):
         super().__init__(**kwargs)
+        self.clipnorm = clipnorm
         self.vocab_size = vocab_size
         self.tokenizer = dict(tokenizer)
         self.seq_len = seq_len
@@ -49,7 +51,10 @@ class LanguageModel(keras.Model):
             per_window = self.per_window_loss(windows, training=True)
             loss = tf.nn.compute_average_loss(per_window)
         weights = self.trainable_weights
-        self.optimizer.apply(dense_gradients(tape.gradient(loss, weights)), weights)
+        grads = dense_gradients(tape.gradient(loss, weights))
+        if self.clipnorm:
+            grads = clip_by_global_norm(grads, self.clipnorm)
+        self.optimizer.apply(grads, weights)
         return self._metrics_from(per_window)
 
     def test_step(self, windows):
@@ -73,7 +78,7 @@ class LanguageModel(keras.Model):
 
     def get_config(self):
         return {"name": self.name, "vocab_size": self.vocab_size, "tokenizer": self.tokenizer,
-                "seq_len": self.seq_len}
+                "seq_len": self.seq_len, "clipnorm": self.clipnorm}
 
     def get_compile_config(self):
         if not self.compiled:

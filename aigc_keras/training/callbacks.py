@@ -17,6 +17,11 @@ from ..imaging import encode_png
 _CHECKPOINT = re.compile(r"^epoch-(\d+)\.weights\.h5$")
 
 
+def scalar(value) -> float:
+    """A logged metric as a float (multi-worker steps return them with shape [1])."""
+    return float(np.asarray(value).reshape(-1)[0])
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """After each epoch, save the whole training state (weights and every optimizer) atomically.
 
@@ -76,7 +81,7 @@ class HistoryLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         entry = {"epoch": epoch + 1, "seconds": round(time.time() - self._start, 2)}
-        entry.update({k: float(v) for k, v in (logs or {}).items()})
+        entry.update({k: scalar(v) for k, v in (logs or {}).items()})
         self.history.append(entry)
         fileio.write_json(self.path, self.history)
 
@@ -111,13 +116,13 @@ class TensorBoardMonitor(keras.callbacks.Callback):
         if step % self.log_every == 0 and logs:
             with self.writer.as_default(step=step):
                 for name, value in logs.items():
-                    tf.summary.scalar(f"batch/{name}", float(value))
+                    tf.summary.scalar(f"batch/{name}", scalar(value))
 
     def on_epoch_end(self, epoch, logs=None):
         preview = self.preview()
         with self.writer.as_default(step=epoch + 1):
             for name, value in (logs or {}).items():
-                tf.summary.scalar(f"epoch/{name}", float(value))
+                tf.summary.scalar(f"epoch/{name}", scalar(value))
             if isinstance(preview, str):
                 tf.summary.text("samples", preview)
             elif preview is not None:

@@ -7,6 +7,7 @@ distributed step sees exactly the noise of a single-device step on the same glob
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 _DRAWS = {"normal": tf.random.stateless_normal, "uniform": tf.random.stateless_uniform}
@@ -35,6 +36,21 @@ def dense_gradients(grads):
     return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
 
 
+def clip_by_global_norm(grads, clipnorm: float):
+    """The gradients of the global batch, scaled so that their global norm is at most `clipnorm`.
+
+    Keras optimizers clip each replica's partial gradient before the all-reduce, which makes a
+    clipped step depend on the replica count. Here the gradients are summed across replicas
+    first, clipped, and handed back divided by the replica count (the optimizer sums them again).
+    """
+    ctx = tf.distribute.get_replica_context()
+    replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+    if replicas > 1:
+        grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+    grads, _ = tf.clip_by_global_norm(grads, clipnorm)
+    return [g / replicas for g in grads] if replicas > 1 else grads
+
+
 def update_ema(ema_weights, weights, momentum: float, t):
     """ema <- m * ema + (1 - m) * w for each pair of weights, in cross-replica context.
 
@@ -52,3 +68,48 @@ def update_ema(ema_weights, weights, momentum: float, t):
             strategy.extended.update(ema_var.value, lambda e, w: e.assign(m * e + (1.0 - m) * w), args=(var.value,))
 
     tf.distribute.get_replica_context().merge_call(update)
+
+
+def single_tensor_fit(model, dataset: tf.data.Dataset, validation: tf.data.Dataset | None = None):
+    """Make `model.fit` work under MultiWorkerMirroredStrategy (keras-team/keras#20585), for any family.
+
+    Keras 3 `fit` there fails on batches with more than one tensor ("unsupported type
+    PerReplica") and on scalar step results ("Invalid reduction dimension 0"). So each batch's
+    tensors are packed into one float32 [B, D] tensor (exact for uint8 pixels, labels and token
+    ids < 2^24), and the model's `train_step`/`test_step` are wrapped to unpack it and to return
+    rank-1 values. The model's own steps are unchanged. Returns the datasets to fit on.
+    """
+    # Models compiled with a loss/metrics build them from the first batch's structure: do it
+    # from the unpacked batch (Keras's own `_symbolic_build`; a no-op for custom train_steps).
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=next(iter(dataset.take(1))))
+    dataset, unpack_train = _single_tensor(dataset)
+    validation, unpack_test = _single_tensor(validation) if validation is not None else (None, None)
+    for name, unpack in (("train_step", unpack_train), ("test_step", unpack_test)):
+        step = getattr(model, name)
+
+        def wrapped(data, step=step, unpack=unpack or (lambda d: d)):
+            return {k: tf.reshape(v, [1]) for k, v in step(unpack(data)).items()}
+
+        setattr(model, name, wrapped)
+    return dataset, validation
+
+
+def _single_tensor(dataset: tf.data.Dataset):
+    """(dataset of one tensor per batch, function that restores the original batch structure)."""
+    spec = dataset.element_spec
+    if isinstance(spec, tf.TensorSpec):
+        return dataset, lambda data: data
+    flat_specs = tf.nest.flatten(spec)
+    sizes = [int(np.prod(s.shape[1:])) for s in flat_specs]
+
+    def pack(*batch):
+        parts = [tf.reshape(tf.cast(t, tf.float32), [tf.shape(t)[0], -1]) for t in tf.nest.flatten(batch)]
+        return tf.concat(parts, axis=1)
+
+    def unpack(packed):
+        parts = tf.split(packed, sizes, axis=1)
+        tensors = [tf.cast(tf.reshape(p, [-1, *s.shape[1:]]), s.dtype) for p, s in zip(parts, flat_specs)]
+        return tf.nest.pack_sequence_as(spec, tensors)
+
+    return dataset.map(pack), unpack
