@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Optional
 from .errors import AigcError
 
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 IMAGE_SPECS = "mnist, tfds:NAME[:SPLIT], idx:PATH, folder:DIR or npz:FILE"
 TEXT_SPECS = "shakespeare, text:PATH[,PATH...] (UTF-8 files or folders) or tfds:NAME[:SPLIT]"
 
@@ -47,6 +48,10 @@ class TrainConfig:
         ">1 GPU), default, mirrored, multiworker",
         choices=STRATEGIES,
         resumable=True,
+    )
+    precision: str = option(
+        "float32", "Keras mixed precision for training (sampling and exports are always float32)",
+        choices=PRECISIONS,
     )
 
     def __post_init__(self):

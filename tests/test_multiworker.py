@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 from conftest import make_images
-from multiworker import kill, run_workers, start_workers
 
 from aigc_keras.families import config_class
+from aigc_keras.training.local_cluster import run_workers, start_workers
 from aigc_keras.training.runner import train
 
 CORPUS = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 20
@@ -75,14 +75,14 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes(workdir, family):
 def test_killed_worker_resumes_from_the_last_finished_epoch(workdir):
     args = ["train", "gan", *argv({**FAMILIES["gan"], "epochs": 3, "steps_per_epoch": 30}), "--strategy",
             "multiworker", "--model-dir", "model"]
-    procs, ports = start_workers(args, workdir, timeout=240)
+    workers = start_workers(args, workdir, timeout=240)
     checkpoints = workdir / "model" / "checkpoints"
     deadline = time.time() + 200
     while not (checkpoints / "epoch-0001.weights.h5").exists():
-        assert time.time() < deadline and procs[0].poll() is None, "epoch 1 never finished"
+        assert time.time() < deadline and workers[0].process.poll() is None, "epoch 1 never finished"
         time.sleep(0.05)
-    kill(procs[1])  # during epoch 2
-    kill(procs[0])  # its peer is gone: the chief would wait for ever
+    workers[1].kill()  # during epoch 2
+    workers[0].kill()  # its peer is gone: the chief would wait for ever
     done = sorted(p.name for p in checkpoints.iterdir() if p.name.startswith("epoch-"))
     assert done in (["epoch-0001.weights.h5"], ["epoch-0002.weights.h5"])
 

@@ -11,6 +11,7 @@ from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid, to_uint8
 from ..inputs import noise_and_labels
 from ..training.family import ImageFamily, data_epochs, load_image_data
+from ..training.precision import loss_scaled
 from .config import EXPORT_SAMPLERS, DiffusionConfig
 from .model import DiffusionModel
 from .pipeline import generate_fn, generate_steps
@@ -54,7 +55,7 @@ class DiffusionFamily(ImageFamily):
             ema_momentum=config.ema_momentum if config.ema else None,
             seed=config.seed,
         )
-        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+        model.compile(optimizer=loss_scaled(keras.optimizers.Adam(config.learning_rate), config.precision))
         return model
 
     def sample(self, model: DiffusionModel, num: int, seed: int, label: int | None = None, sampler: str = "ddim",

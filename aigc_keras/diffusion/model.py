@@ -84,9 +84,9 @@ class DiffusionModel(keras.Model):
             drop = replica_noise("uniform", batch, [], self.seed, step, salt=2) < self.label_dropout
             inputs.append(tf.where(drop, self.num_classes, tf.cast(labels, tf.int32)))
         with tf.GradientTape() as tape:
-            pred = self.network(inputs, training=True)
+            pred = tf.cast(self.network(inputs, training=True), tf.float32)
             per_example = tf.reduce_mean(tf.square(pred - target), axis=[1, 2, 3])
-            loss = tf.nn.compute_average_loss(per_example)
+            loss = self.optimizer.scale_loss(tf.nn.compute_average_loss(per_example))  # x loss scale (fp16)
         weights = self.network.trainable_weights
         self.optimizer.apply(dense_gradients(tape.gradient(loss, weights)), weights)
         if self.ema_network is not None:

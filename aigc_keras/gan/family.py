@@ -9,6 +9,7 @@ from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid, to_uint8
 from ..inputs import noise_and_labels
 from ..training.family import ImageFamily, data_epochs, load_image_data
+from ..training.precision import loss_scaled
 from .config import GANConfig
 from .model import GAN
 from .networks import Discriminator, Generator, upsampling_plan
@@ -38,8 +39,10 @@ class GANFamily(ImageFamily):
             seed=config.seed,
         )
         gan.compile(
-            d_optimizer=keras.optimizers.Adam(config.d_learning_rate, config.beta_1, config.beta_2),
-            g_optimizer=keras.optimizers.Adam(config.g_learning_rate, config.beta_1, config.beta_2),
+            d_optimizer=loss_scaled(keras.optimizers.Adam(config.d_learning_rate, config.beta_1, config.beta_2),
+                                    config.precision),
+            g_optimizer=loss_scaled(keras.optimizers.Adam(config.g_learning_rate, config.beta_1, config.beta_2),
+                                    config.precision),
         )
         return gan
 

@@ -76,7 +76,8 @@ class GAN(keras.Model):
         return [z_or_images, labels] if self.conditional else z_or_images
 
     def _critic(self, images, labels):
-        return tf.squeeze(self.discriminator(self._inputs(images, labels), training=True), -1)
+        logits = self.discriminator(self._inputs(images, labels), training=True)
+        return tf.cast(tf.squeeze(logits, -1), tf.float32)
 
     def train_step(self, data):
         real, labels = data  # [B, n_critic, H, W, C], [B, n_critic]
@@ -89,12 +90,12 @@ class GAN(keras.Model):
             # PyTorch DCGAN reference does): G's forward is recorded once, D is updated on the
             # detached fakes, then G is updated through the updated D.
             with tf.GradientTape() as g_tape:
-                fake = self.generator(self._inputs(z, labels[:, k]), training=True)
+                fake = tf.cast(self.generator(self._inputs(z, labels[:, k]), training=True), tf.float32)
                 self._discriminator_step(real[:, k], labels[:, k], tf.stop_gradient(fake), step,
                                          salt=2 * k + 1)
                 if k == self.n_critic - 1:
                     per_example = self.g_loss_fn(self._critic(fake, labels[:, k]))
-                    g_loss = tf.nn.compute_average_loss(per_example)
+                    g_loss = self.g_optimizer.scale_loss(tf.nn.compute_average_loss(per_example))
         weights = self.generator.trainable_weights
         self.g_optimizer.apply(dense_gradients(g_tape.gradient(g_loss, weights)), weights)
         self.trackers["g_loss"].update_state(tf.reduce_mean(per_example))
@@ -112,7 +113,7 @@ class GAN(keras.Model):
                 gp = gradient_penalty(lambda x: self._critic(x, labels), real, fake, alpha)
                 per_example += self.gp_weight * gp
                 self.trackers["gp"].update_state(tf.reduce_mean(gp))
-            d_loss = tf.nn.compute_average_loss(per_example)
+            d_loss = self.d_optimizer.scale_loss(tf.nn.compute_average_loss(per_example))
         weights = self.discriminator.trainable_weights
         self.d_optimizer.apply(dense_gradients(tape.gradient(d_loss, weights)), weights)
         as_score = tf.sigmoid if self.objective == "ns" else tf.identity

@@ -11,6 +11,7 @@ import keras
 
 from ..errors import AigcError
 from ..training.family import Family, data_epochs
+from ..training.precision import loss_scaled
 from .config import ClassifierConfig
 
 FEATURE_LAYER = "features"
@@ -54,7 +55,7 @@ class ClassifierFamily(Family):
         model = build_classifier(data_info["image_shape"], len(data_info["class_names"]), config.filters,
                                  config.feature_dim, config.dropout)
         model.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate),
+            optimizer=loss_scaled(keras.optimizers.Adam(config.learning_rate), config.precision),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )

@@ -12,6 +12,7 @@ from ..data.text import TokenWindows, load_text
 from ..errors import AigcError
 from ..export.litert import Endpoint
 from ..training.family import Family, data_epochs
+from ..training.precision import loss_scaled
 from .config import TextConfig
 from .models import LSTMLanguageModel, TransformerLanguageModel
 from .sampling import generate_fn, next_token
@@ -57,7 +58,7 @@ class TextFamily(Family):
             model = LSTMLanguageModel(embedding_dim=config.embedding_dim, **common)
         else:
             model = TransformerLanguageModel(heads=config.heads, **common)
-        optimizer = keras.optimizers.Adam(config.learning_rate)
+        optimizer = loss_scaled(keras.optimizers.Adam(config.learning_rate), config.precision)
         model.compile(optimizer=optimizer)
         optimizer.build(model.trainable_variables)
         return model

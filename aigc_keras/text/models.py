@@ -49,11 +49,11 @@ class LanguageModel(keras.Model):
     def train_step(self, windows):
         with tf.GradientTape() as tape:
             per_window = self.per_window_loss(windows, training=True)
-            loss = tf.nn.compute_average_loss(per_window)
+            loss = self.optimizer.scale_loss(tf.nn.compute_average_loss(per_window))  # x loss scale (fp16)
         weights = self.trainable_weights
         grads = dense_gradients(tape.gradient(loss, weights))
-        if self.clipnorm:
-            grads = clip_by_global_norm(grads, self.clipnorm)
+        if self.clipnorm:  # the gradients carry the loss scale (mixed_float16); so does the bound
+            grads = clip_by_global_norm(grads, self.clipnorm * self.optimizer.scale_loss(1.0))
         self.optimizer.apply(grads, weights)
         return self._metrics_from(per_window)
 

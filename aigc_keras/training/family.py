@@ -100,8 +100,12 @@ class ImageFamily(Family):
             return []
         from ..metrics.features import feature_net
         from .callbacks import KIDMonitor
+        from .precision import float32_model
 
         net = feature_net(config.data, config.eval_classifier)
         real, _ = data.arrays(config.eval_samples)
-        sample = lambda num, seed: self.sample(model, num, seed, **self.monitor_sample_options(model))[0]  # noqa: E731
+        def sample(num, seed):
+            sampler = float32_model(model)
+            return self.sample(sampler, num, seed, **self.monitor_sample_options(sampler))[0]
+
         return [KIDMonitor(config.eval_every, config.eval_samples, sample, net, real, config.seed)]

@@ -58,7 +58,8 @@ class ModelDir:
             raise AigcError(f"{self.history_file} is corrupt") from None
 
     def load_model(self, family: str):
-        """The trained `keras.Model` of `family`, for sampling and export (not compiled)."""
+        """The trained `keras.Model` of `family`, for sampling and export (not compiled; float32
+        even when it was trained with mixed precision)."""
         import keras
 
         from .. import models  # noqa: F401  (registers the Keras classes)
@@ -69,8 +70,10 @@ class ModelDir:
                 f"{self.path} has no model.keras yet: its training has not finished "
                 "(rerun the same train command to resume it)"
             )
+        from .precision import float32_model
+
         try:
-            return keras.models.load_model(self.model, compile=False)
+            return float32_model(keras.models.load_model(self.model, compile=False))
         except Exception as e:
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise AigcError(f"cannot load {self.model}: {reason}") from None

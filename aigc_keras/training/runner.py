@@ -19,6 +19,7 @@ from ..families import get_family
 from .callbacks import EpochCheckpoint, HistoryLog, TensorBoardMonitor
 from .distributed import single_tensor_fit
 from .model_dir import ModelDir
+from .precision import dtype_policy, float32_model
 from .strategy import (
     check_global_batch,
     is_chief,
@@ -52,7 +53,7 @@ def train(config, model_dir: str | Path, overwrite: bool = False, callbacks=(),
         keras.utils.set_random_seed(config.seed)
         data = family.load_data(config)
         data_info = family.data_info(config, data)
-        with strategy.scope():
+        with strategy.scope(), dtype_policy(config.precision):
             model = family.build(config, data_info)
         done = 0 if overwrite and not chief else EpochCheckpoint.restore(model, shared.checkpoints)
         dataset, steps = family.dataset(config, data, config.batch_size, start_epoch=done)
@@ -77,7 +78,7 @@ def train(config, model_dir: str | Path, overwrite: bool = False, callbacks=(),
         if is_multi_worker(strategy):
             dataset, validation = single_tensor_fit(model, dataset, validation)
         monitor = TensorBoardMonitor(md.logs, md.samples, config.hparams(),
-                                     lambda: family.preview(model, config, data_info))
+                                     lambda: family.preview(float32_model(model), config, data_info))
         model.fit(
             dataset,
             epochs=config.epochs,
