@@ -111,3 +111,29 @@ def test_shipped_mnist_classifier_classifies_and_separates_real_from_noise():
     noise_features, _ = net(noise)
     floor = image.fid(features[:1000], features[1000:])
     assert floor * 20 < image.fid(noise_features[:1000], features[:1000])
+
+
+def test_classifier_mirrored_step_equals_default_step(tiny):
+    import keras
+
+    from aigc_keras.metrics.classifier import ClassifierFamily
+    from aigc_keras.metrics.config import ClassifierConfig
+    from aigc_keras.training.strategy import resolve_strategy
+
+    _, data_spec = tiny
+    family = ClassifierFamily()
+    config = ClassifierConfig(data=data_spec, batch_size=16, filters=4, feature_dim=8, dropout=0.0,
+                              strategy="default")
+    data = family.load_data(config)
+    keras.utils.set_random_seed(0)
+    reference = family.build(config, data.info())
+    weights = reference.get_weights()
+    dataset, _ = family.dataset(config, data, 16)
+    want = reference.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0, shuffle=False).history
+    with resolve_strategy("mirrored").scope():
+        model = family.build(config, data.info())
+    model.set_weights(weights)
+    got = model.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0, shuffle=False).history
+    np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5)
+    for a, b in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
