@@ -3,3 +3,9 @@
 
 class AigcError(Exception):
     """A user-facing error (bad input, missing file, wrong shape) with a readable message."""
+
+
+def reason(error: BaseException) -> str:
+    """The first line of an exception's message (or its type): what a one-line error can quote."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

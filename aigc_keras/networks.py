@@ -19,3 +19,15 @@ def ema_copy(network: keras.Model, name: str) -> keras.Model:
     copy = type(network).from_config({**network.get_config(), "name": name})
     copy.set_weights(network.get_weights())
     return copy
+
+
+class OneOptimizerModel(keras.Model):
+    """A model compiled with one optimizer that its `.keras` file saves and restores."""
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return None
+        return {"optimizer": keras.optimizers.serialize(self.optimizer)}
+
+    def compile_from_config(self, config):
+        self.compile(optimizer=keras.optimizers.deserialize(config["optimizer"]))

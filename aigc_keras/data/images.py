@@ -25,6 +25,7 @@ from ..config import IMAGE_SPECS
 from ..errors import AigcError
 from .idx import read_idx
 from .pipeline import shuffled_epochs, single_threaded
+from .tfds_source import load_tfds
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -256,19 +257,7 @@ def _image_files(folder: Path) -> list[Path]:
 def _load_tfds(spec: str, arg: str) -> ImageData:
     import tensorflow_datasets as tfds
 
-    name, _, split = arg.partition(":")
-    split = split or "train"
-    try:
-        ds, info = tfds.load(name, split=split, with_info=True)
-    except tfds.core.registered.DatasetNotFoundError:
-        raise AigcError(f"{spec}: TFDS has no dataset named {name!r}") from None
-    except Exception as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise AigcError(f"{spec}: TFDS could not load {name!r} split {split!r}: {first_line}") from None
-    image_keys = [k for k, f in info.features.items() if isinstance(f, tfds.features.Image)]
-    if not image_keys:
-        raise AigcError(f"{spec}: {name!r} has no image feature")
-    image_key = "image" if "image" in image_keys else image_keys[0]
+    ds, info, image_key, split = load_tfds(spec, arg, tfds.features.Image, "image")
     shape = info.features[image_key].shape
     if None in shape or shape[-1] not in (1, 3):
         raise AigcError(f"{spec}: images must have one fixed size with 1 or 3 channels, got {shape}")

@@ -22,6 +22,7 @@ import tensorflow as tf
 from ..config import TEXT_SPECS
 from ..errors import AigcError
 from .pipeline import shuffled_epochs, single_threaded
+from .tfds_source import load_tfds
 
 
 @dataclasses.dataclass
@@ -119,17 +120,5 @@ def _load_files(spec: str, arg: str) -> str:
 def _load_tfds(spec: str, arg: str) -> str:
     import tensorflow_datasets as tfds
 
-    name, _, split = arg.partition(":")
-    split = split or "train"
-    try:
-        ds, info = tfds.load(name, split=split, with_info=True)
-    except tfds.core.registered.DatasetNotFoundError:
-        raise AigcError(f"{spec}: TFDS has no dataset named {name!r}") from None
-    except Exception as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise AigcError(f"{spec}: TFDS could not load {name!r} split {split!r}: {first_line}") from None
-    keys = [k for k, f in info.features.items() if isinstance(f, tfds.features.Text)]
-    if not keys:
-        raise AigcError(f"{spec}: {name!r} has no text feature")
-    key = "text" if "text" in keys else keys[0]
+    ds, _, key, _ = load_tfds(spec, arg, tfds.features.Text, "text")
     return "\n".join(example[key].decode("utf-8") for example in tfds.as_numpy(ds))

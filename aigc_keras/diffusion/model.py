@@ -6,14 +6,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..networks import ema_copy
+from ..networks import OneOptimizerModel, ema_copy
 from ..training.distributed import dense_gradients, replica_noise, update_ema
 from .config import PREDICTIONS
 from .schedules import NoiseSchedule
 
 
 @keras.saving.register_keras_serializable("aigc_keras")
-class DiffusionModel(keras.Model):
+class DiffusionModel(OneOptimizerModel):
     """A U-Net denoiser trained to undo `schedule`'s noise (Ho et al., 2020, Algorithm 1).
 
     Each `train_step` draws t ~ U{0..T-1} and eps ~ N(0, I) per image, forms
@@ -133,11 +133,3 @@ class DiffusionModel(keras.Model):
         config = dict(config)
         config["network"] = keras.saving.deserialize_keras_object(config["network"])
         return cls(**config)
-
-    def get_compile_config(self):
-        if not self.compiled:
-            return None
-        return {"optimizer": keras.optimizers.serialize(self.optimizer)}
-
-    def compile_from_config(self, config):
-        self.compile(optimizer=keras.optimizers.deserialize(config["optimizer"]))

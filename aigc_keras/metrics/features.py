@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..errors import AigcError
+from ..errors import AigcError, reason
 from .classifier import FEATURE_LAYER
 
 SHIPPED = {"mnist": "mnist-classifier.keras"}  # data spec -> classifier in metrics/weights/
@@ -59,9 +59,8 @@ def inception_features() -> FeatureNet:
         net = keras.applications.InceptionV3(include_top=False, pooling="avg", weights="imagenet",
                                              input_shape=(299, 299, 3))
     except Exception as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise AigcError(
-            f"InceptionV3's ImageNet weights cannot be loaded ({reason}); train a feature classifier "
+            f"InceptionV3's ImageNet weights cannot be loaded ({reason(e)}); train a feature classifier "
             "with `aigc-keras train classifier --data SPEC` and pass --classifier DIR"
         ) from None
 

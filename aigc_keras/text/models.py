@@ -14,12 +14,13 @@ import math
 import keras
 import tensorflow as tf
 
+from ..networks import OneOptimizerModel
 from ..training.distributed import clip_by_global_norm, dense_gradients
 
 LN2 = math.log(2.0)
 
 
-class LanguageModel(keras.Model):
+class LanguageModel(OneOptimizerModel):
     """Teacher forcing, the loss / bits-per-token / perplexity metrics and the config every
     language model shares. Bits per token are bits per character with the chars tokenizer.
     `clipnorm` clips the global gradient norm, the same under any number of replicas."""
@@ -79,14 +80,6 @@ class LanguageModel(keras.Model):
     def get_config(self):
         return {"name": self.name, "vocab_size": self.vocab_size, "tokenizer": self.tokenizer,
                 "seq_len": self.seq_len, "clipnorm": self.clipnorm}
-
-    def get_compile_config(self):
-        if not self.compiled:
-            return None
-        return {"optimizer": keras.optimizers.serialize(self.optimizer)}
-
-    def compile_from_config(self, config):
-        self.compile(optimizer=keras.optimizers.deserialize(config["optimizer"]))
 
 
 @keras.saving.register_keras_serializable("aigc_keras")

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from .. import fileio
-from ..errors import AigcError
+from ..errors import AigcError, reason
 from ..imaging import encode_png
 
 _CHECKPOINT = re.compile(r"^epoch-(\d+)\.weights\.h5$")
@@ -60,9 +60,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         try:
             model.load_weights(path)
         except Exception as e:
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise AigcError(
-                f"checkpoint {path} cannot be restored ({reason}); delete it to resume from "
+                f"checkpoint {path} cannot be restored ({reason(e)}); delete it to resume from "
                 "scratch, or pass --overwrite"
             ) from None
         return epochs

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from .. import fileio
-from ..errors import AigcError
+from ..errors import AigcError, reason
 
 
 class ModelDir:
@@ -75,8 +75,7 @@ class ModelDir:
         try:
             return float32_model(keras.models.load_model(self.model, compile=False))
         except Exception as e:
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise AigcError(f"cannot load {self.model}: {reason}") from None
+            raise AigcError(f"cannot load {self.model}: {reason(e)}") from None
 
     def clear(self) -> None:
         """Remove everything a training run writes here (and nothing else)."""
