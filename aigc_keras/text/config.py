@@ -19,7 +19,7 @@ class TextConfig(TrainConfig):
     family: ClassVar[str] = "lstm"
 
     data: str = option("shakespeare", f"text spec: {TEXT_SPECS}")
-    epochs: int = option(3, "number of epochs to train", min=1, resumable=True)
+    epochs: int = option(8, "number of epochs to train", min=1, resumable=True)
     batch_size: int = option(64, "global batch size (windows), split across replicas", min=1)
     arch: str = option("lstm", "network: lstm (stacked LSTM) or transformer (causal decoder)", choices=ARCHS)
     tokenizer: str = option("chars", "chars (Unicode code points, id 0 = unknown) or bytes (UTF-8)",
