@@ -116,6 +116,8 @@ def main():
     parser.add_argument("--real", type=int, default=5000, help="real images in the reference set")
     parser.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS))
     parser.add_argument("--out", default="benchmarks/results/quality_per_minute")
+    parser.add_argument("--merge", action="store_true",
+                        help="add these runs to OUT/results.json (same settings) instead of starting a new table")
     args = parser.parse_args()
 
     out = Path(args.out)
@@ -128,6 +130,8 @@ def main():
     floor_features, _ = net(images[order[args.real:args.real + args.num]])
     floor = image_metrics(floor_features, real_features)
     results = {}
+    if args.merge and (out / "results.json").exists():
+        results = json.loads((out / "results.json").read_text())["runs"]
     for name in args.runs:
         config_class, overrides, sample_options = RUNS[name]
         config = config_class(epochs=40, **overrides)  # more than any budget here needs
