@@ -77,6 +77,11 @@ class LanguageModel(OneOptimizerModel):
         """Logits [B, V] for the token after `token` [B] given `state`, and the new state."""
         raise NotImplementedError
 
+    def continue_sequence(self, ids, state):
+        """Logits [B, T, V] for `ids` [B, T] read after `state`, and the state after them: how a
+        recurrent model scores a long text in chunks. None for a bounded-context model."""
+        return None
+
     def get_config(self):
         return {"name": self.name, "vocab_size": self.vocab_size, "tokenizer": self.tokenizer,
                 "seq_len": self.seq_len, "clipnorm": self.clipnorm}
@@ -91,7 +96,8 @@ class LSTMLanguageModel(LanguageModel):
         super().__init__(vocab_size, tokenizer, seq_len, **kwargs)
         self.embedding_dim, self.units, self.num_layers, self.dropout = embedding_dim, units, layers, dropout
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
-        self.lstms = [keras.layers.LSTM(units, return_sequences=True, name=f"lstm_{i}") for i in range(layers)]
+        self.lstms = [keras.layers.LSTM(units, return_sequences=True, return_state=True, name=f"lstm_{i}")
+                      for i in range(layers)]
         self.drop = keras.layers.Dropout(dropout)
         self.head = keras.layers.Dense(vocab_size, name="logits")
         self.embedding.build((None, None))
@@ -105,8 +111,16 @@ class LSTMLanguageModel(LanguageModel):
     def call(self, ids, training=False):
         x = self.drop(self.embedding(ids), training=training)
         for lstm in self.lstms:
-            x = self.drop(lstm(x, training=training), training=training)
+            x = self.drop(lstm(x, training=training)[0], training=training)
         return self.head(x)
+
+    def continue_sequence(self, ids, state):
+        x = self.embedding(ids)
+        new_state = []
+        for i, lstm in enumerate(self.lstms):
+            x, h, c = lstm(x, initial_state=[state[2 * i], state[2 * i + 1]])
+            new_state += [h, c]
+        return self.head(x), new_state
 
     def state_spec(self):
         return [(f"{kind}_{i}", [None, self.units], tf.float32) for i in range(self.num_layers) for kind in "hc"]
