@@ -73,7 +73,7 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes(workdir, family):
 
 
 def test_killed_worker_resumes_from_the_last_finished_epoch(workdir):
-    args = ["train", "gan", *argv({**FAMILIES["gan"], "epochs": 3, "steps_per_epoch": 30}), "--strategy",
+    args = ["train", "gan", *argv({**FAMILIES["gan"], "epochs": 3, "steps_per_epoch": 15}), "--strategy",
             "multiworker", "--model-dir", "model"]
     workers = start_workers(args, workdir, timeout=240)
     checkpoints = workdir / "model" / "checkpoints"
