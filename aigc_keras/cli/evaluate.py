@@ -36,7 +36,8 @@ Examples:
 @click.option("--classifier", "classifier_dir",
               help="feature classifier folder [default: the shipped one for mnist, else InceptionV3]")
 @click.option("--subsets", default=10, show_default=True, type=click.IntRange(min=1), help="KID subsets")
-@click.option("--subset-size", default=1000, show_default=True, type=click.IntRange(min=2), help="KID subset size")
+@click.option("--subset-size", default=1000, show_default=True, type=click.IntRange(min=2),
+              help="KID subset size (at most half of each set)")
 @click.option("--precision-recall", is_flag=True, help="also k-NN precision and recall (k=3)")
 @click.option("--sampler", type=click.Choice(SAMPLERS), help="diffusion: sampler [default: ddim]")
 @click.option("--steps", type=click.IntRange(min=1), help="diffusion: sampling steps [default: 50; T for ddpm]")

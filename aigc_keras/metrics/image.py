@@ -61,11 +61,13 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
 
 def kid(features_x: np.ndarray, features_y: np.ndarray, num_subsets: int = 10, subset_size: int = 1000,
         seed: int = 0) -> tuple[float, float]:
-    """(mean, standard deviation) of the unbiased MMD² over `num_subsets` random subsets."""
+    """(mean, standard deviation) of the unbiased MMD² over `num_subsets` random subsets of
+    min(`subset_size`, half of each set): subsets of a whole set would all be equal, and their
+    standard deviation would say nothing."""
     x, y = np.asarray(features_x, np.float64), np.asarray(features_y, np.float64)
-    size = min(subset_size, len(x), len(y))
+    size = min(subset_size, len(x) // 2, len(y) // 2)
     if size < 2:
-        raise ValueError("KID needs at least 2 samples in each set")
+        raise ValueError("KID needs at least 4 samples in each set")
     rng = np.random.default_rng(seed)
     values = [
         mmd2_unbiased(x[rng.choice(len(x), size, replace=False)], y[rng.choice(len(y), size, replace=False)])

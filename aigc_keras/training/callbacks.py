@@ -152,5 +152,4 @@ class KIDMonitor(keras.callbacks.Callback):
         from ..metrics.image import kid
 
         features, _ = self.net(self.sample(self.num, self.seed + 1))
-        logs["kid"], logs["kid_std"] = kid(features, self.real_features, subset_size=max(self.num // 2, 2),
-                                           seed=self.seed)
+        logs["kid"], logs["kid_std"] = kid(features, self.real_features, seed=self.seed)
