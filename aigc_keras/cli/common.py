@@ -61,6 +61,18 @@ def train_command(config_class, summary: str, examples: list[str]) -> click.Comm
     return train
 
 
+def export_command(family: str, summary: str, examples: list[str]) -> click.Command:
+    """`export FAMILY` for a family whose export has no options of its own."""
+    epilog = "\b\nExamples:\n" + "\n".join(f"  aigc-keras export {family}{example}" for example in examples)
+
+    @click.command(family, help=summary, epilog=epilog)
+    @export_options(family)
+    def export(model_dir, out_dir, tflite, quantize):
+        run_export(family, model_dir, out_dir, tflite, quantize)
+
+    return export
+
+
 def sample_options(command):
     """--num, --seed, --label and --out, shared by the image families' `sample` commands."""
     for option in reversed([

@@ -8,9 +8,8 @@ from ..console import import_tensorflow_quietly
 from ..gan.config import GANConfig
 from ..imaging import check_output_name
 from .common import (
-    export_options,
+    export_command,
     model_option,
-    run_export,
     sample_options,
     train_command,
 )
@@ -45,11 +44,7 @@ def sample_gan(model_dir, num, seed, label, out):
     click.echo(f"wrote {num} images to {out}")
 
 
-@click.command("gan", epilog="""\b
-Examples:
-  aigc-keras export gan --tflite
-  aigc-keras export gan --tflite --quantize dynamic --out export/gan_int8""")
-@export_options("gan")
-def export_gan(model_dir, out_dir, tflite, quantize):
-    """Export a GAN: SavedModel signature `generate` (+ model.tflite) + metadata.json."""
-    run_export("gan", model_dir, out_dir, tflite, quantize)
+export_gan = export_command(
+    "gan", "Export a GAN: SavedModel signature `generate` (+ model.tflite) + metadata.json.",
+    [" --tflite", " --tflite --quantize dynamic --out export/gan_int8"],
+)

@@ -8,7 +8,7 @@ import click
 
 from ..console import import_tensorflow_quietly
 from ..text.config import TextConfig
-from .common import export_options, model_option, run_export, train_command
+from .common import export_command, model_option, train_command
 
 train_lstm = train_command(
     TextConfig,
@@ -57,11 +57,7 @@ def sample_lstm(model_dir, prompt, length, temperature, top_k, top_p, seed, stop
         click.echo(f"wrote {out}", err=True)
 
 
-@click.command("lstm", epilog="""\b
-Examples:
-  aigc-keras export lstm --tflite
-  aigc-keras export lstm --tflite --quantize dynamic --out export/lstm_int8""")
-@export_options("lstm")
-def export_lstm(model_dir, out_dir, tflite, quantize):
-    """Export a language model: signatures `step` (stream with explicit state) and `generate` (whole loop)."""
-    run_export("lstm", model_dir, out_dir, tflite, quantize)
+export_lstm = export_command(
+    "lstm", "Export a language model: signatures `step` (stream with explicit state) and `generate` (whole loop).",
+    [" --tflite", " --tflite --quantize dynamic --out export/lstm_int8"],
+)
