@@ -29,6 +29,7 @@ from .tfds_source import load_tfds
 class TextData:
     spec: str
     text: str
+    tokenized: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)  # family's cache
 
     def split(self, validation_fraction: float = 0.1) -> tuple[str, str]:
         """(training text, validation text): the last `validation_fraction` validates."""

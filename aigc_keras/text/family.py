@@ -31,10 +31,14 @@ class TextFamily(Family):
         return load_text(config.data)
 
     def _split(self, config: TextConfig, data):
-        """(training ids, validation ids, tokenizer built from the training text)."""
-        train_text, val_text = data.split(config.validation_split)
-        tokenizer = build_tokenizer(config.tokenizer, train_text)
-        return tokenizer.encode(train_text), tokenizer.encode(val_text), tokenizer
+        """(training ids, validation ids, tokenizer built from the training text), computed once per
+        corpus, split and tokenizer: `data_info`, `dataset` and `validation_data` all need it."""
+        key = (config.validation_split, config.tokenizer)
+        if key not in data.tokenized:
+            train_text, val_text = data.split(config.validation_split)
+            tokenizer = build_tokenizer(config.tokenizer, train_text)
+            data.tokenized[key] = (tokenizer.encode(train_text), tokenizer.encode(val_text), tokenizer)
+        return data.tokenized[key]
 
     def dataset(self, config: TextConfig, data, global_batch_size: int, start_epoch: int = 0):
         train_ids, _, _ = self._split(config, data)
