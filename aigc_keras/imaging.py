@@ -10,10 +10,16 @@ import numpy as np
 
 from . import fileio
 from .errors import AigcError
+from .folders import check_output_file
 
 
 def to_uint8(images) -> np.ndarray:
-    """Images in [-1, 1] -> uint8 in [0, 255], rounded (the same rule the exported graphs use)."""
+    """Images in [-1, 1] -> uint8 in [0, 255], rounded (the same rule the exported graphs use).
+
+    Non-finite values (a diverged model, a nan input) are refused rather than drawn as black."""
+    images = np.asarray(images, np.float32)
+    if not np.all(np.isfinite(images)):
+        raise AigcError("the model produced values that are not finite; nothing was written")
     return np.clip(np.floor((np.asarray(images, np.float32) + 1.0) * 127.5 + 0.5), 0, 255).astype(np.uint8)
 
 
@@ -45,10 +51,13 @@ def encode_png(image: np.ndarray) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
 
 
-def check_output_name(path: str | Path) -> None:
-    """Fail early (before any generation) on an output name `save_images` cannot write."""
-    if Path(path).suffix.lower() not in (".png", ".npz"):
-        raise AigcError(f"--out {path}: use a .png (image grid) or .npz (uint8 arrays) file name")
+def check_output_name(path: str | Path, flag: str = "--out", suffixes=(".png", ".npz")) -> None:
+    """Fail early (before any generation) on an output name that cannot be written: a wrong
+    suffix, a folder, or a file of a model or export folder (see `folders`)."""
+    if Path(path).suffix.lower() not in suffixes:
+        kinds = {".png": ".png (image grid)", ".npz": ".npz (uint8 arrays)", ".gif": ".gif"}
+        raise AigcError(f"{flag} {path}: use a {' or '.join(kinds[s] for s in suffixes)} file name")
+    check_output_file(path, flag)
 
 
 def save_images(path: str | Path, images: np.ndarray, labels: np.ndarray | None = None,
@@ -70,8 +79,7 @@ def save_gif(path: str | Path, frames: list[np.ndarray], seconds_per_frame: floa
     """Write uint8 frames [H, W, C] as a looping animated GIF; the last frame is held `hold` s."""
     from PIL import Image
 
-    if Path(path).suffix.lower() != ".gif":
-        raise AigcError(f"--gif {path}: use a .gif file name")
+    check_output_name(path, "--gif", (".gif",))
     pictures = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
     durations = [int(seconds_per_frame * 1000)] * (len(pictures) - 1) + [int(hold * 1000)]
     buf = io.BytesIO()

@@ -6,19 +6,21 @@ from pathlib import Path
 
 
 def export_trained(family_name: str, model_dir: str | Path, out_dir: str | Path, tflite: bool = True,
-                   quantize: str = "none", **options) -> dict:
+                   quantize: str = "none", force: bool = False, **options) -> dict:
     """Export the model in `model_dir` to `out_dir`; return the written metadata.
 
     `options` are the family's own export options (the diffusion sampler and its steps).
     """
     from ..families import get_family
+    from ..folders import EXPORT, check_folder
     from ..training.model_dir import ModelDir
     from .litert import check_options, export_bundle
 
     check_options(tflite, quantize)
+    check_folder(out_dir, EXPORT, force)
     family = get_family(family_name)
     md = ModelDir(model_dir)
     model = md.load_model(family_name)
     tracked, endpoints, metadata = family.export_spec(model, md.run(), **options)
     metadata = {"family": family_name, "source": str(md.path), **metadata}
-    return export_bundle(tracked, endpoints, out_dir, tflite, quantize, metadata, family.export_tolerance)
+    return export_bundle(tracked, endpoints, out_dir, tflite, quantize, metadata, family.export_tolerance, force)

@@ -20,6 +20,7 @@ import tensorflow as tf
 from .. import __version__, fileio
 from ..console import quiet_stderr
 from ..errors import AigcError
+from ..folders import EXPORT, check_folder
 
 QUANTIZATIONS = ("none", "float16", "dynamic")
 TOLERANCE = 1e-4
@@ -47,15 +48,15 @@ def _tensor_spec(t) -> dict:
 
 
 def export_bundle(model: keras.Model, endpoints: list[Endpoint], out_dir: str | Path, tflite: bool,
-                  quantize: str, metadata: dict, tolerance: float = TOLERANCE) -> dict:
+                  quantize: str, metadata: dict, tolerance: float = TOLERANCE, force: bool = False) -> dict:
     """Write SavedModel (+ model.tflite) + metadata.json into `out_dir`; return the metadata.
 
     A float32 LiteRT file whose float outputs differ from TensorFlow by more than `tolerance`
-    fails the export.
+    fails the export. `out_dir` is written as `folders` says (`force`: beside the user's files).
     """
     check_options(tflite, quantize)
-    out_dir = Path(out_dir)
-    with fileio.staging_dir(out_dir) as stage:
+    check_folder(out_dir, EXPORT, force)
+    with fileio.staged_folder(out_dir, EXPORT) as stage:
         saved = stage / "saved_model"
         reference = _write_saved_model(model, endpoints, saved)
         meta = {
@@ -106,6 +107,9 @@ def _write_saved_model(model, endpoints, path: Path) -> dict:
     reference = {}
     for ep in endpoints:
         live = {k: v.numpy() for k, v in ep.function(**ep.example).items()}
+        for key, value in live.items():
+            if not np.all(np.isfinite(value)):
+                raise AigcError(f"the model's {ep.name}/{key} is not finite (a diverged model?); nothing was exported")
         served = {k: v.numpy() for k, v in loaded.signatures[ep.name](**ep.example).items()}
         for key, value in live.items():
             if not np.array_equal(np.isfinite(value), np.isfinite(served[key])) or \

@@ -10,10 +10,10 @@
 
 from __future__ import annotations
 
-import shutil
+import zipfile
 from pathlib import Path
 
-from .. import fileio
+from .. import fileio, folders
 from ..errors import AigcError, reason
 
 
@@ -29,15 +29,19 @@ class ModelDir:
 
     def run(self) -> dict:
         """The contents of config.json; an `AigcError` if this is not a model folder."""
+        if self.path.exists() and not self.path.is_dir():
+            raise AigcError(f"{self.path} is a file, not a model folder")
         if not self.path.is_dir():
             raise AigcError(f"model folder {self.path} does not exist (train one with `aigc-keras train`)")
         if not self.config_file.exists():
             raise AigcError(f"{self.path} is not a model folder: it has no config.json")
         try:
             run = fileio.read_json(self.config_file)
-            run["family"], run["config"]
-        except (ValueError, KeyError, TypeError):
-            raise AigcError(f"{self.config_file} is corrupt") from None
+            if not isinstance(run["family"], str) or not all(isinstance(run[k], dict) for k in ("config", "data")):
+                raise TypeError
+        except (ValueError, KeyError, TypeError, OSError):
+            raise AigcError(f"{self.config_file} is corrupt: it is not the config.json that training writes") \
+                from None
         return run
 
     def config(self, family: str | None = None):
@@ -47,20 +51,38 @@ class ModelDir:
         run = self.run()
         if family is not None and run["family"] != family:
             raise AigcError(f"{self.path} holds a {run['family']} model, not a {family} model")
-        return config_class(run["family"]).from_dict(run["config"])
+        return config_class(run["family"]).from_dict(run["config"], source=str(self.config_file))
 
     def history(self) -> list[dict]:
+        """The finished epochs' entries of history.json ([] before the first)."""
         if not self.history_file.exists():
             return []
         try:
-            return list(fileio.read_json(self.history_file))
-        except ValueError:
-            raise AigcError(f"{self.history_file} is corrupt") from None
+            history = fileio.read_json(self.history_file)
+        except (ValueError, OSError):
+            history = None
+        if not isinstance(history, list) or not all(
+            isinstance(h, dict) and isinstance(h.get("epoch"), int) and isinstance(h.get("seconds"), (int, float))
+            for h in history
+        ):
+            raise AigcError(f"{self.history_file} is corrupt: it must be a list of epochs, each with "
+                            "'epoch' and 'seconds'")
+        return history
+
+    def model_is_whole(self) -> bool:
+        """Whether model.keras exists and every member of its archive reads back (CRC-checked)."""
+        try:
+            with zipfile.ZipFile(self.model) as archive:
+                return archive.testzip() is None
+        except (OSError, zipfile.BadZipFile, EOFError):
+            return False
 
     def load_model(self, family: str):
         """The trained `keras.Model` of `family`, for sampling and export (not compiled; float32
-        even when it was trained with mixed precision)."""
+        even when it was trained with mixed precision). A damaged file, or weights that are not
+        finite (a diverged run), are refused with one line."""
         import keras
+        import numpy as np
 
         from .. import models  # noqa: F401  (registers the Keras classes)
 
@@ -70,16 +92,21 @@ class ModelDir:
                 f"{self.path} has no model.keras yet: its training has not finished "
                 "(rerun the same train command to resume it)"
             )
+        if not self.model_is_whole():
+            raise AigcError(f"{self.model} is damaged (not a whole .keras archive); rerun the same train command "
+                            "to rebuild it from the last checkpoint")
         from .precision import float32_model
 
         try:
-            return float32_model(keras.models.load_model(self.model, compile=False))
+            model = float32_model(keras.models.load_model(self.model, compile=False))
         except Exception as e:
             raise AigcError(f"cannot load {self.model}: {reason(e)}") from None
+        if not all(np.all(np.isfinite(w)) for w in model.get_weights()):
+            raise AigcError(f"{self.model} holds weights that are not finite (a diverged run); retrain it with a "
+                            "lower learning rate")
+        return model
 
     def clear(self) -> None:
-        """Remove everything a training run writes here (and nothing else)."""
-        for path in (self.model, self.config_file, self.history_file):
-            path.unlink(missing_ok=True)
-        for folder in (self.checkpoints, self.logs, self.samples):
-            shutil.rmtree(folder, ignore_errors=True)
+        """Remove what training wrote here (model, config, history, checkpoints, logs, samples), and
+        nothing else."""
+        folders.clear(self.path, folders.MODEL)
