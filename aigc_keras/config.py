@@ -8,6 +8,7 @@ the fields, TensorBoard logs them as hparams and the trained model keeps them as
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any, ClassVar, Optional
 
@@ -63,11 +64,12 @@ class TrainConfig:
         hints = typing.get_type_hints(cls)
         return [(f, hints[f.name]) for f in dataclasses.fields(cls)]
 
-    def validate(self) -> None:
-        """Check types, choices and bounds; raise `AigcError` naming the flag."""
+    def validate(self, source: str | None = None) -> None:
+        """Check types, choices and bounds; raise `AigcError` naming the flag (or, for values read
+        from a file, the file and the option's name)."""
         for f, hint in self.field_specs():
             value = getattr(self, f.name)
-            flag = "--" + f.name.replace("_", "-")
+            flag = f"{source}: option {f.name!r}" if source else "--" + f.name.replace("_", "-")
             if value is None:
                 if typing.get_origin(hint) is typing.Union:
                     continue
@@ -78,6 +80,8 @@ class TrainConfig:
                 setattr(self, f.name, value)
             if not isinstance(value, base) or (base is int and isinstance(value, bool)):
                 raise AigcError(f"{flag} must be {base.__name__}, got {value!r}")
+            if base is float and not math.isfinite(value):
+                raise AigcError(f"{flag} must be a finite number, got {value!r}")
             meta = f.metadata
             if meta.get("choices") and value not in meta["choices"]:
                 raise AigcError(f"{flag} must be one of {', '.join(meta['choices'])}, got {value!r}")
@@ -90,12 +94,21 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict, source: str | None = None) -> "TrainConfig":
+        """The config from saved values; errors name `source` (a file) rather than a flag."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
+        where = f"{source}: " if source else ""
         if unknown:
-            raise AigcError(f"unknown {cls.family} option(s) in config: {', '.join(unknown)}")
-        return cls(**values)
+            raise AigcError(f"{where}unknown {cls.family} option(s): {', '.join(unknown)}")
+        probe = cls.__new__(cls)  # each value checked on its own first, so that errors name the file
+        for f in dataclasses.fields(cls):
+            setattr(probe, f.name, values.get(f.name, f.default))
+        probe.validate(source)
+        try:
+            return cls(**values)
+        except AigcError as e:
+            raise AigcError(f"{where}{e}") from None
 
     def hparams(self) -> dict:
         """The options as TensorBoard hparams (bool, int, float or str values only)."""

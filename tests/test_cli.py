@@ -99,12 +99,19 @@ def test_sampling_a_non_gan_model_is_refused(capsys, tmp_path):
     assert code == 1 and err.strip() == f"error: {tmp_path} holds a diffusion model, not a gan model"
 
 
-def test_corrupt_model_file_is_a_clear_error(capsys, images_npz, tmp_path):
+def test_damaged_model_file_is_named_and_rebuilt_by_rerunning_train(capsys, images_npz, tmp_path):
     model = str(tmp_path / "gan")
-    assert run(capsys, "train", "gan", "--data", images_npz, "--model-dir", model, *TINY)[0] == 0
-    (tmp_path / "gan" / "model.keras").write_bytes(b"not a zip")
-    code, _, err = run(capsys, "sample", "gan", "--model", model)
-    assert code == 1 and err.startswith(f"error: cannot load {model}/model.keras") and len(err.splitlines()) == 1
+    train = ["train", "gan", "--data", images_npz, "--model-dir", model, *TINY]
+    assert run(capsys, *train)[0] == 0
+    whole = (tmp_path / "gan" / "model.keras").read_bytes()
+    (tmp_path / "gan" / "model.keras").write_bytes(whole[: len(whole) // 2])  # truncated
+    code, _, err = run(capsys, "sample", "gan", "--model", model, "--out", str(tmp_path / "x.png"))
+    assert code == 1 and len(err.splitlines()) == 1
+    assert err.startswith(f"error: {model}/model.keras is damaged") and "rerun the same train command" in err
+    code, out, _ = run(capsys, *train)
+    assert code == 0 and "from the checkpoint of epoch 1" in out and "already trained" in out
+    code, _, _ = run(capsys, "sample", "gan", "--model", model, "--out", str(tmp_path / "x.png"))
+    assert code == 0
 
 
 def test_label_on_an_unconditional_model(capsys, images_npz, tmp_path):

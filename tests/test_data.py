@@ -102,7 +102,7 @@ def test_npz_scaling_and_errors(tmp_path):
     with pytest.raises(AigcError, match="3 labels for 4 images"):
         load_images(f"npz:{tmp_path / 'count.npz'}")
     (tmp_path / "junk.npz").write_bytes(b"junk")
-    with pytest.raises(AigcError, match="cannot read"):
+    with pytest.raises(AigcError, match="junk.npz is not a NumPy .npz archive"):
         load_images(f"npz:{tmp_path / 'junk.npz'}")
 
 

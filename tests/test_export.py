@@ -37,7 +37,7 @@ def run_litert(path, **inputs):
 def test_export_plain_gan_fp32(trained, tmp_path):
     out = tmp_path / "gan"
     meta = export_trained("gan", trained["plain"], out, tflite=True)
-    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "model.tflite", "saved_model"]
+    assert sorted(p.name for p in out.iterdir()) == [".aigc-keras", "metadata.json", "model.tflite", "saved_model"]
     assert json.loads((out / "metadata.json").read_text()) == meta
     signature = meta["signatures"]["generate"]
     assert signature["inputs"] == {"z": {"dtype": "float32", "shape": [-1, 8]}}
@@ -108,5 +108,5 @@ def test_quantize_needs_tflite(trained, tmp_path):
 
 def test_saved_model_only_export(trained, tmp_path):
     meta = export_trained("gan", trained["plain"], tmp_path / "sm", tflite=False)
-    assert sorted(p.name for p in (tmp_path / "sm").iterdir()) == ["metadata.json", "saved_model"]
+    assert sorted(p.name for p in (tmp_path / "sm").iterdir()) == [".aigc-keras", "metadata.json", "saved_model"]
     assert "tflite" not in meta["files"] and "parity" not in meta

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from ..errors import AigcError
+from ..errors import AigcError, reason
 from .app import cli
 
 __all__ = ["cli", "main"]
@@ -22,7 +22,7 @@ def main(args=None) -> None:
     try:
         code = cli.main(args=args, prog_name="aigc-keras", standalone_mode=False)
     except AigcError as e:
-        _fail(str(e), 1)
+        _fail(str(e), e.exit_code)
     except click.UsageError as e:
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
         _fail(e.format_message() + hint, e.exit_code)
@@ -30,11 +30,15 @@ def main(args=None) -> None:
         _fail(e.format_message(), e.exit_code)
     except click.Abort:
         _fail("interrupted", 130)
+    except OSError as e:
+        if os.environ.get("AIGC_KERAS_DEBUG"):
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        _fail(f"{e.strerror or reason(e)}{where}", 1)
     except Exception as e:
         if os.environ.get("AIGC_KERAS_DEBUG"):
             raise
-        text = str(e).strip().splitlines()
-        _fail(f"{type(e).__name__}: {text[0] if text else ''} (set AIGC_KERAS_DEBUG=1 for the traceback)", 1)
+        _fail(f"unexpected failure: {reason(e)} (set AIGC_KERAS_DEBUG=1 for the traceback)", 1)
     sys.exit(code if isinstance(code, int) else 0)
 
 

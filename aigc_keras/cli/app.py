@@ -79,22 +79,23 @@ def info(model_dir, as_json):
     from ..training.model_dir import ModelDir
 
     md = ModelDir(model_dir)
-    run, history = md.run(), md.history()
+    run, config, history = md.run(), md.config(), md.history()
     if as_json:
         click.echo(json.dumps({**run, "history": history}, indent=2))
         return
-    config, data = run["config"], run["data"]
+    data = run["data"]
     done = history[-1]["epoch"] if history else 0
     state = "finished" if md.model.exists() else "not finished (rerun its train command to resume)"
     click.echo(f"family:   {run['family']}")
     click.echo(f"folder:   {md.path} ({state})")
-    click.echo(f"data:     {data['spec']} ({describe_data(data)})")
-    click.echo(f"epochs:   {done} of {config['epochs']} ({sum(h['seconds'] for h in history):.0f} s)")
+    click.echo(f"data:     {data.get('spec', '?')} ({describe_data(data)})")
+    click.echo(f"epochs:   {done} of {config.epochs} ({sum(h['seconds'] for h in history):.0f} s)")
     if history:
         last = history[-1]
-        metrics = "  ".join(f"{k} {v:.4g}" for k, v in last.items() if k not in ("epoch", "seconds"))
+        metrics = "  ".join(f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}"
+                            for k, v in last.items() if k not in ("epoch", "seconds"))
         click.echo(f"metrics:  {metrics}  (epoch {last['epoch']})")
-    argv = config_argv(md.config(run["family"]))
+    argv = config_argv(config)
     click.echo(f"command:  aigc-keras train {run['family']} --model-dir {md.path} {' '.join(argv)}")
     if md.model.exists():
         click.echo(f"model:    {md.model} ({md.model.stat().st_size / 1e6:.1f} MB)")
@@ -102,6 +103,7 @@ def info(model_dir, as_json):
 
 def describe_data(data: dict) -> str:
     if "num_characters" in data:
-        return f"{data['num_characters']} characters, {data['vocab_size']} token ids ({data['tokenizer']['kind']})"
+        kind = (data.get("tokenizer") or {}).get("kind", "?")
+        return f"{data['num_characters']} characters, {data.get('vocab_size', '?')} token ids ({kind})"
     shape = "x".join(str(d) for d in data.get("image_shape", []))
-    return f"{data['num_examples']} images {shape}, {len(data.get('class_names', [])) or 'no'} classes"
+    return f"{data.get('num_examples', '?')} images {shape}, {len(data.get('class_names', [])) or 'no'} classes"

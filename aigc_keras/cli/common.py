@@ -8,6 +8,7 @@ import time
 import click
 
 from ..console import import_tensorflow_quietly
+from ..errors import Interrupted
 
 
 def model_option(family: str):
@@ -25,8 +26,17 @@ def model_dir_option(family: str):
 
 
 overwrite_option = click.option(
-    "--overwrite", is_flag=True, help="discard the run that --model-dir holds and start again"
+    "--overwrite", is_flag=True,
+    help="discard the run that --model-dir holds and start again (removes only what aigc-keras wrote)",
 )
+
+
+def force_option(what: str):
+    return click.option(
+        "--force", is_flag=True,
+        help=f"write into {what} even though it holds files aigc-keras did not write (they are kept, never "
+             "replaced)",
+    )
 
 
 def export_options(family: str):
@@ -39,6 +49,7 @@ def export_options(family: str):
         command = click.option(
             "--out", "out_dir", default=f"export/{family}", show_default=True, help="export folder",
         )(command)
+        command = force_option("the --out folder")(command)
         return model_option(family)(command)
 
     return decorate
@@ -54,9 +65,10 @@ def train_command(config_class, summary: str, examples: list[str]) -> click.Comm
     @click.command(family, help=summary, epilog=epilog)
     @model_dir_option(family)
     @overwrite_option
+    @force_option("--model-dir")
     @config_options(config_class)
-    def train(model_dir, overwrite, **options):
-        run_training(config_class(**options), model_dir, overwrite)
+    def train(model_dir, overwrite, force, **options):
+        run_training(config_class(**options), model_dir, overwrite, force)
 
     return train
 
@@ -67,8 +79,8 @@ def export_command(family: str, summary: str, examples: list[str]) -> click.Comm
 
     @click.command(family, help=summary, epilog=epilog)
     @export_options(family)
-    def export(model_dir, out_dir, tflite, quantize):
-        run_export(family, model_dir, out_dir, tflite, quantize)
+    def export(model_dir, out_dir, force, tflite, quantize):
+        run_export(family, model_dir, out_dir, force, tflite, quantize)
 
     return export
 
@@ -86,20 +98,25 @@ def sample_options(command):
     return command
 
 
-def run_training(config, model_dir: str, overwrite: bool) -> None:
+def run_training(config, model_dir: str, overwrite: bool, force: bool) -> None:
     import_tensorflow_quietly()
     from ..training.runner import train
 
     start = time.time()
-    train(config, model_dir, overwrite=overwrite, verbose=1 if sys.stdout.isatty() else 2, log=click.echo)
+    try:
+        train(config, model_dir, overwrite=overwrite, force=force, verbose=1 if sys.stdout.isatty() else 2,
+              log=click.echo)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted: rerun the same command to resume after the last finished epoch") from None
     click.echo(f"done in {_duration(time.time() - start)}")
 
 
-def run_export(family: str, model_dir: str, out_dir: str, tflite: bool, quantize: str, **options) -> None:
+def run_export(family: str, model_dir: str, out_dir: str, force: bool, tflite: bool, quantize: str,
+               **options) -> None:
     import_tensorflow_quietly()
     from ..export import export_trained
 
-    meta = export_trained(family, model_dir, out_dir, tflite=tflite, quantize=quantize, **options)
+    meta = export_trained(family, model_dir, out_dir, tflite=tflite, quantize=quantize, force=force, **options)
     click.echo(f"exported {out_dir}/saved_model (signatures: {', '.join(meta['signatures'])})")
     if tflite:
         diffs = ", ".join(f"{k} {v:.2g}" for k, v in meta["parity"]["max_abs_diff"].items())

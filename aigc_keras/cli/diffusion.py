@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 
 import click
 
@@ -17,6 +17,7 @@ from .common import (
     sample_options,
     train_command,
 )
+from .options import FiniteFloat
 
 GIF_FRAMES = 60
 
@@ -37,17 +38,17 @@ Examples:
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="ddim", show_default=True,
               help="ddpm (ancestral), ddim or dpm++ (DPM-Solver++(2M))")
 @click.option("--steps", type=click.IntRange(min=1), help="sampling steps [default: 50; T for ddpm]")
-@click.option("--eta", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+@click.option("--eta", type=FiniteFloat(0.0, 1.0), default=0.0, show_default=True,
               help="DDIM noise: 0 deterministic, 1 DDPM's variance")
 @sample_options
-@click.option("--guidance", type=float, help="classifier-free guidance weight w (conditional models; 1 = none)")
+@click.option("--guidance", type=FiniteFloat(), help="classifier-free guidance weight w (conditional models; 1 = none)")
 @click.option("--gif", help="also write an animated GIF of the grid from x_T to x_0")
 @click.option("--progress", is_flag=True, help="run step by step with a progress bar (same result)")
 def sample_diffusion(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, progress):
     """Generate images from a trained diffusion model."""
     check_output_name(out)
-    if gif is not None and Path(gif).suffix.lower() != ".gif":
-        raise AigcError(f"--gif {gif}: use a .gif file name")
+    if gif is not None:
+        check_output_name(gif, "--gif", (".gif",))
     if eta and sampler != "ddim":
         raise AigcError("--eta applies to --sampler ddim only")
     import_tensorflow_quietly()
@@ -69,7 +70,7 @@ def sample_diffusion(model_dir, sampler, steps, eta, num, seed, label, guidance,
             bar.update(1)
 
     if progress:
-        with click.progressbar(length=steps, label=f"{sampler} x{steps}", file=click.get_text_stream("stderr")) as bar:
+        with click.progressbar(length=steps, label=f"{sampler} x{steps}", file=sys.stderr) as bar:
             images, labels, columns = family.sample(model, num, seed, label, sampler, steps, eta, guidance, on_step)
     else:
         images, labels, columns = family.sample(model, num, seed, label, sampler, steps, eta, guidance,
@@ -90,6 +91,6 @@ Examples:
               help="sampling steps inside the exported generate signature")
 @click.option("--sampler", type=click.Choice(EXPORT_SAMPLERS), default="ddim", show_default=True,
               help="sampler inside generate (deterministic: noise is the only input)")
-def export_diffusion(model_dir, out_dir, tflite, quantize, steps, sampler):
+def export_diffusion(model_dir, out_dir, force, tflite, quantize, steps, sampler):
     """Export a diffusion model: signatures `generate` (the whole sampler) and `denoise_step`."""
-    run_export("diffusion", model_dir, out_dir, tflite, quantize, steps=steps, sampler=sampler)
+    run_export("diffusion", model_dir, out_dir, force, tflite, quantize, steps=steps, sampler=sampler)

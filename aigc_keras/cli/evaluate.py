@@ -13,6 +13,7 @@ from ..diffusion.config import SAMPLERS
 from ..errors import AigcError
 from ..metrics.config import ClassifierConfig
 from .common import train_command
+from .options import FiniteFloat
 
 train_classifier = train_command(
     ClassifierConfig,
@@ -41,8 +42,8 @@ Examples:
 @click.option("--precision-recall", is_flag=True, help="also k-NN precision and recall (k=3)")
 @click.option("--sampler", type=click.Choice(SAMPLERS), help="diffusion: sampler [default: ddim]")
 @click.option("--steps", type=click.IntRange(min=1), help="diffusion: sampling steps [default: 50; T for ddpm]")
-@click.option("--eta", type=click.FloatRange(0.0, 1.0), help="diffusion: DDIM noise")
-@click.option("--guidance", type=float, help="diffusion: classifier-free guidance weight (conditional models)")
+@click.option("--eta", type=FiniteFloat(0.0, 1.0), help="diffusion: DDIM noise")
+@click.option("--guidance", type=FiniteFloat(), help="diffusion: classifier-free guidance weight (conditional models)")
 @click.option("--data", "data_spec", help="text models: text spec to score [default: the validation split]")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
 def evaluate(model_dir, num, seed, classifier_dir, subsets, subset_size, precision_recall, sampler, steps, eta,

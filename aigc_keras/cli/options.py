@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import typing
 
 import click
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option that refuses nan and inf (click's FloatRange lets nan through every bound)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def config_options(config_class):
@@ -31,7 +42,7 @@ def _option(field, hint):
     elif base is int:
         kind = click.IntRange(min=meta.get("min"), max=meta.get("max"))
     elif base is float:
-        kind = click.FloatRange(min=meta.get("min"), max=meta.get("max"))
+        kind = FiniteFloat(min=meta.get("min"), max=meta.get("max"))
     else:
         kind = str
     return click.option(f"--{name}", field.name, type=kind, **kwargs)

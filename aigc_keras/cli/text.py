@@ -7,8 +7,10 @@ import sys
 import click
 
 from ..console import import_tensorflow_quietly
+from ..folders import check_output_file
 from ..text.config import TextConfig
 from .common import export_command, model_option, train_command
+from .options import FiniteFloat
 
 train_lstm = train_command(
     TextConfig,
@@ -26,17 +28,19 @@ Examples:
 @model_option("lstm")
 @click.option("--prompt", default="\n", show_default=False, help="text to continue [default: a newline]")
 @click.option("--length", default=400, show_default=True, type=click.IntRange(min=1), help="tokens to generate")
-@click.option("--temperature", default=1.0, show_default=True, type=click.FloatRange(min=0.0),
+@click.option("--temperature", default=1.0, show_default=True, type=FiniteFloat(min=0.0),
               help="softmax temperature; 0 is greedy")
 @click.option("--top-k", default=0, show_default=True, type=click.IntRange(min=0),
               help="keep the k most likely tokens (0: off)")
-@click.option("--top-p", default=1.0, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
+@click.option("--top-p", default=1.0, show_default=True, type=FiniteFloat(0.0, 1.0, min_open=True),
               help="keep the smallest set of tokens whose probability reaches p (1: off)")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="sampling seed")
 @click.option("--stop", help="stop once the generated text contains this string (\\n for a newline)")
 @click.option("--out", help="also write the prompt and the generated text to this file")
 def sample_lstm(model_dir, prompt, length, temperature, top_k, top_p, seed, stop, out):
     """Generate text from a trained language model, streamed to the terminal as it is generated."""
+    if out:
+        check_output_file(out)
     import_tensorflow_quietly()
     from .. import fileio
     from ..families import get_family

@@ -16,6 +16,7 @@ the training pipeline: cached, shuffled per epoch, batched by the global batch s
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,14 @@ class ImageData:
         }
 
     def steps_per_epoch(self, global_batch_size: int, per_step: int | None = None) -> int:
-        return self.num_examples // (global_batch_size * (per_step or 1))
+        """Whole steps in one pass (at least one, else a one-line error)."""
+        steps = self.num_examples // (global_batch_size * (per_step or 1))
+        if steps < 1:
+            raise AigcError(
+                f"{self.spec}: {self.num_examples} images are fewer than one step needs "
+                f"({global_batch_size * (per_step or 1)}); lower --batch-size"
+            )
+        return steps
 
     def split(self, validation_fraction: float) -> tuple["ImageData", "ImageData"]:
         """(train, validation) by position: the last `validation_fraction` of the examples validate."""
@@ -85,11 +93,7 @@ class ImageData:
         ([B, per_step, H, W, C]) for models that take several updates per step, so that a
         replica's slice of the batch axis holds its share of every update.
         """
-        if self.steps_per_epoch(global_batch_size, per_step) < 1:
-            raise AigcError(
-                f"{self.spec}: {self.num_examples} images are fewer than one step needs "
-                f"({global_batch_size * (per_step or 1)}); lower --batch-size"
-            )
+        self.steps_per_epoch(global_batch_size, per_step)
 
         def stack_updates(ds):
             return ds.batch(per_step, drop_remainder=True).map(
@@ -198,6 +202,8 @@ def _load_idx(spec: str, arg: str) -> ImageData:
 
 def _load_npz(spec: str, arg: str) -> ImageData:
     path = _existing(spec, arg)
+    if path.is_dir() or not zipfile.is_zipfile(path):
+        raise AigcError(f"{spec}: {path} is not a NumPy .npz archive (np.savez writes one)")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

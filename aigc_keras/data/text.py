@@ -47,6 +47,10 @@ class TokenWindows:
     spec: str
     windows: np.ndarray  # int32 [N, seq_len + 1]
 
+    @property
+    def seq_len(self) -> int:
+        return self.windows.shape[1] - 1
+
     @classmethod
     def from_ids(cls, spec: str, ids: np.ndarray, seq_len: int) -> "TokenWindows":
         count = (len(ids) - 1) // seq_len
@@ -54,14 +58,18 @@ class TokenWindows:
         return cls(spec, np.asarray(ids, np.int32)[starts] if count else np.zeros((0, seq_len + 1), np.int32))
 
     def steps_per_epoch(self, global_batch_size: int, per_step: int | None = None) -> int:
-        return len(self.windows) // global_batch_size
+        """Whole batches in one pass (at least one, else a one-line error)."""
+        steps = len(self.windows) // global_batch_size
+        if steps < 1:
+            raise AigcError(f"{self.spec}: {len(self.windows)} training windows of --seq-len {self.seq_len} + 1 "
+                            f"tokens are fewer than one batch ({global_batch_size}); lower --batch-size or "
+                            "--seq-len, or use more text")
+        return steps
 
     def batches(self, global_batch_size: int, seed: int, num_epochs: int, start_epoch: int = 0,
                 per_step: int | None = None) -> tf.data.Dataset:
         """The training pipeline (see `pipeline.shuffled_epochs`): int32 [B, seq_len + 1] batches."""
-        if self.steps_per_epoch(global_batch_size) < 1:
-            raise AigcError(f"{self.spec}: {len(self.windows)} training windows are fewer than one batch "
-                            f"({global_batch_size}); lower --batch-size or --seq-len")
+        self.steps_per_epoch(global_batch_size)
         ds = shuffled_epochs(tf.data.Dataset.from_tensor_slices(self.windows), len(self.windows),
                              global_batch_size, seed, num_epochs, start_epoch)
         return single_threaded(ds.prefetch(2))
@@ -82,8 +90,10 @@ def load_text(spec: str) -> TextData:
     if not arg:
         raise AigcError(f"text spec {spec!r} needs a value after '{kind}:'")
     text = loaders[kind](spec, arg)
-    if len(text) < 2:
+    if not text:
         raise AigcError(f"{spec}: the corpus is empty")
+    if len(text) < 2:
+        raise AigcError(f"{spec}: the corpus holds 1 character; a language model needs text to learn from")
     return TextData(spec, text)
 
 

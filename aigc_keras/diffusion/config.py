@@ -33,4 +33,4 @@ class DiffusionConfig(ImageTrainConfig):
                                   min=0.0, max=1.0)
     ema: bool = option(True, "keep an EMA copy of the network for sampling and export")
     ema_momentum: float = option(0.999, "decay of the network EMA (with --ema)", min=0.0, max=0.99999)
-    learning_rate: float = option(1e-3, "Adam learning rate", min=0.0)
+    learning_rate: float = option(1e-3, "Adam learning rate", min=0.0, resumable=True)

@@ -36,8 +36,8 @@ class GANConfig(ImageTrainConfig):
     conditional: bool = option(False, "class-conditional GAN (needs labelled data)")
     ema: bool = option(True, "keep an EMA copy of the generator for sampling and export")
     ema_momentum: float = option(0.999, "decay of the generator EMA (with --ema)", min=0.0, max=0.99999)
-    g_learning_rate: float = option(1e-3, "generator Adam learning rate", min=0.0)
-    d_learning_rate: float = option(1e-3, "discriminator Adam learning rate", min=0.0)
+    g_learning_rate: float = option(1e-3, "generator Adam learning rate", min=0.0, resumable=True)
+    d_learning_rate: float = option(1e-3, "discriminator Adam learning rate", min=0.0, resumable=True)
     beta_1: float = option(0.5, "Adam beta_1 of both optimizers", min=0.0, max=1.0)
     beta_2: float = option(0.999, "Adam beta_2 of both optimizers", min=0.0, max=1.0)
 

@@ -21,4 +21,4 @@ class ClassifierConfig(TrainConfig):
     dropout: float = option(0.3, "dropout before the class logits", min=0.0, max=0.9)
     validation_split: float = option(0.1, "last share of the data held out for validation accuracy",
                                      min=0.01, max=0.5)
-    learning_rate: float = option(1e-3, "Adam learning rate", min=0.0)
+    learning_rate: float = option(1e-3, "Adam learning rate", min=0.0, resumable=True)

@@ -30,7 +30,7 @@ class TextConfig(TrainConfig):
     layers: int = option(2, "stacked LSTM layers or transformer blocks", min=1, max=12)
     heads: int = option(4, "attention heads (transformer; must divide --units)", min=1)
     dropout: float = option(0.0, "dropout between layers (helps on small corpora or long runs)", min=0.0, max=0.9)
-    learning_rate: float = option(2e-3, "Adam learning rate", min=0.0)
+    learning_rate: float = option(2e-3, "Adam learning rate", min=0.0, resumable=True)
     clipnorm: float = option(1.0, "clip the global gradient norm (over all replicas) to this (0: off)", min=0.0)
     validation_split: float = option(0.1, "last share of the corpus held out for validation", min=0.01, max=0.5)
 

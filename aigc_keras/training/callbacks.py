@@ -61,10 +61,52 @@ class EpochCheckpoint(keras.callbacks.Callback):
             model.load_weights(path)
         except Exception as e:
             raise AigcError(
-                f"checkpoint {path} cannot be restored ({reason(e)}); delete it to resume from "
-                "scratch, or pass --overwrite"
+                f"checkpoint {path} cannot be restored into this model ({reason(e)}); it was kept: train "
+                "into another --model-dir, or pass --overwrite to discard that run"
             ) from None
         return epochs
+
+
+class Diverged(AigcError):
+    """Training produced a non-finite (or exploding) loss or weights."""
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stop training at the first loss or metric that is not finite (or a loss beyond `LOSS_LIMIT`),
+    and before an epoch whose weights are not finite is saved.
+
+    It raises `Diverged`, so `fit` ends at once: that epoch is neither logged in history.json nor
+    checkpointed, and the runner writes no model.keras. Put it before those callbacks.
+    """
+
+    LOSS_LIMIT = 1e6  # no loss of these families gets near this in a healthy run
+
+    def __init__(self, kept: int, cause: str):
+        super().__init__()
+        self.kept, self.cause = kept, cause
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check(logs, f"at step {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs, "at the end of the epoch")
+        if not all(np.all(np.isfinite(w)) for w in self.model.get_weights()):
+            self._fail("the weights are not finite")
+        self.kept = epoch + 1
+
+    def _check(self, logs, where: str):
+        for name, value in (logs or {}).items():
+            value = scalar(value)
+            if not np.isfinite(value) or ("loss" in name and abs(value) > self.LOSS_LIMIT):
+                self._fail(f"{name} is {value:.3g} {where}")
+
+    def _fail(self, what: str):
+        kept = f"the checkpoint of epoch {self.kept} is kept" if self.kept else "no epoch had finished"
+        raise Diverged(f"training diverged in epoch {self.epoch} ({what}); {kept} and no model.keras was "
+                       f"written. Likely cause: {self.cause}")
 
 
 class HistoryLog(keras.callbacks.Callback):

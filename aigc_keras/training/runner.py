@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -13,10 +14,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .. import __version__, fileio
+from .. import __version__, fileio, folders
 from ..errors import AigcError
 from ..families import get_family
-from .callbacks import EpochCheckpoint, HistoryLog, TensorBoardMonitor
+from .callbacks import DivergenceGuard, EpochCheckpoint, HistoryLog, TensorBoardMonitor
 from .distributed import single_tensor_fit
 from .model_dir import ModelDir
 from .precision import dtype_policy, float32_model
@@ -29,12 +30,17 @@ from .strategy import (
 )
 
 
-def train(config, model_dir: str | Path, overwrite: bool = False, callbacks=(),
+def train(config, model_dir: str | Path, overwrite: bool = False, force: bool = False, callbacks=(),
           verbose: int | str = "auto", log: Callable[[str], None] = print) -> keras.Model:
     """Train `config`'s family into `model_dir` and return the model.
 
     Running the same call again resumes after the last finished epoch with every optimizer's
-    state; with a larger `config.epochs` it trains on. `overwrite` starts from scratch.
+    state; with a larger `config.epochs` it trains on. `overwrite` starts from scratch, removing
+    only what training wrote there. `model_dir` is written as `folders` says: a folder holding files
+    the tool did not write is refused unless `force`.
+
+    A non-finite (or exploding) loss or weights stop training with `Diverged`: the last good
+    checkpoint stays, and no model.keras is written.
 
     Under multi-worker training every worker runs this with the same `model_dir` (a shared
     file system): all of them resume from its checkpoints, only the chief writes there, and the
@@ -44,21 +50,27 @@ def train(config, model_dir: str | Path, overwrite: bool = False, callbacks=(),
     shared = ModelDir(model_dir)
     strategy = resolve_strategy(config.strategy)
     chief = is_chief(strategy)
-    if overwrite and chief:
-        shared.clear()
-    if chief or not overwrite:
+    fresh = overwrite and not chief  # a worker that ignores the shared state the chief is clearing
+    if chief:
+        folders.check_folder(shared.path, folders.MODEL, force, clearing=overwrite)
+        if overwrite:
+            shared.clear()
+    if not fresh:
         _check_resumable(shared, config)
     check_global_batch(strategy, config.batch_size)
     with _own_dir(shared, strategy) as md:
         keras.utils.set_random_seed(config.seed)
         data = family.load_data(config)
         data_info = family.data_info(config, data)
+        if not fresh:
+            _check_same_data(shared, config, data_info)
         with strategy.scope(), dtype_policy(config.precision):
             model = family.build(config, data_info)
-        done = 0 if overwrite and not chief else EpochCheckpoint.restore(model, shared.checkpoints)
+        done = 0 if fresh else _restore(model, shared)
         dataset, steps = family.dataset(config, data, config.batch_size, start_epoch=done)
         validation = family.validation_data(config, data)
         history = [entry for entry in shared.history() if entry["epoch"] <= done]
+        folders.claim(md.path, folders.MODEL)
         fileio.write_json(md.config_file, {
             "family": family.name,
             "config": config.to_dict(),
@@ -66,8 +78,9 @@ def train(config, model_dir: str | Path, overwrite: bool = False, callbacks=(),
             "versions": {"aigc_keras": __version__, "tensorflow": tf.__version__, "keras": keras.__version__},
         })
         if done >= config.epochs:
-            if not md.model.exists():
+            if not md.model_is_whole():
                 fileio.save_keras(model, md.model)
+                log(f"wrote {md.model} from the checkpoint of epoch {done}")
             log(f"{shared.path} is already trained for {done} epochs: pass a larger --epochs to train on, "
                 "or --overwrite to start again")
             return model
@@ -85,10 +98,10 @@ def train(config, model_dir: str | Path, overwrite: bool = False, callbacks=(),
             initial_epoch=done,
             steps_per_epoch=steps,
             validation_data=validation,
-            # Family callbacks first (they add metrics to the logs), then history before checkpoint:
-            # a crash between the two then costs a history line, not an epoch.
-            callbacks=[*family.callbacks(model, config, data), HistoryLog(md.history_file, history), monitor,
-                       EpochCheckpoint(md.checkpoints), *callbacks],
+            # Family callbacks first (they add metrics to the logs), then the divergence guard, then
+            # history before checkpoint: a crash between the two then costs a history line, not an epoch.
+            callbacks=[*family.callbacks(model, config, data), DivergenceGuard(done, _divergence_cause(config)),
+                       HistoryLog(md.history_file, history), monitor, EpochCheckpoint(md.checkpoints), *callbacks],
             verbose=verbose,
             shuffle=False,
         )
@@ -98,6 +111,24 @@ def train(config, model_dir: str | Path, overwrite: bool = False, callbacks=(),
         if is_multi_worker(strategy):
             log(f"worker {worker_index(strategy)}: weights fingerprint {weights_fingerprint(model)}")
         return model
+
+
+def _restore(model: keras.Model, md: ModelDir) -> int:
+    """Restore the last checkpoint (returns its finished epochs), keeping the learning rates the
+    model was built with: a run may resume with a lower rate (after a divergence, say)."""
+    optimizers = [v for v in vars(model).values() if isinstance(v, keras.optimizers.Optimizer)]
+    rates = [float(keras.ops.convert_to_numpy(opt.learning_rate)) for opt in optimizers]
+    done = EpochCheckpoint.restore(model, md.checkpoints)
+    for optimizer, rate in zip(optimizers, rates):
+        optimizer.learning_rate = rate
+    return done
+
+
+def _divergence_cause(config) -> str:
+    rates = ", ".join(f"--{f.name.replace('_', '-')} {getattr(config, f.name):g}"
+                      for f, _ in config.field_specs() if "learning_rate" in f.name)
+    return (f"a learning rate too high ({rates}): rerun the same command with a lower one to resume from the "
+            "last checkpoint, or add --overwrite to start again")
 
 
 def weights_fingerprint(model: keras.Model) -> str:
@@ -140,3 +171,23 @@ def _check_resumable(md: ModelDir, config) -> None:
             f"{md.path} holds a run with other options ({'; '.join(conflicts)}); rerun it with "
             f"the same options, {hint}"
         )
+
+
+def _check_same_data(md: ModelDir, config, data_info: dict) -> None:
+    """Refuse to resume on data that no longer matches the run (its checkpoint would not fit it, or
+    would silently train on something else); the checkpoint is kept."""
+    if not EpochCheckpoint.saved(md.checkpoints):
+        return
+    then, now = md.run().get("data"), json.loads(json.dumps(data_info))
+    if then == now:
+        return
+    then = then if isinstance(then, dict) else {}
+    changed = [k for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k)]
+
+    def show(value):
+        text = "x".join(map(str, value)) if isinstance(value, list) and len(value) <= 4 else repr(value)
+        return text if len(text) <= 40 else "..."
+
+    detail = "; ".join(f"{k}: {show(then.get(k))} then, {show(now.get(k))} now" for k in changed[:2])
+    raise AigcError(f"--data {config.data} no longer matches the run in {md.path} ({detail}); its checkpoints are "
+                    "kept: restore that data to resume, or train into another --model-dir")
