@@ -19,11 +19,11 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import make_images
 
 from aigc_keras.cli import main
 from aigc_keras.data import tfds_source
 from aigc_keras.data.idx import write_idx
-from conftest import make_images
 
 GAN = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2", "--latent-dim", "8", "--base-filters", "8",
        "--strategy", "default"]

@@ -8,13 +8,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from ai_edge_litert.interpreter import Interpreter
 
 from aigc_keras.diffusion.family import DiffusionFamily
 from aigc_keras.diffusion.pipeline import generate_fn, generate_steps
 from aigc_keras.diffusion.samplers import make_sampler
 from aigc_keras.errors import AigcError
 from aigc_keras.export import export_trained
+from aigc_keras.export.runtime import LiteRTModel
 from aigc_keras.training.runner import train
 from aigc_keras.training.strategy import resolve_strategy
 
@@ -135,19 +135,19 @@ def trained_conditional(tmp_path_factory):
 
 
 def test_export_runs_the_whole_sampler_in_one_litert_signature(trained_conditional, tmp_path):
-    meta = export_trained("diffusion", trained_conditional, tmp_path / "exp", tflite=True, steps=6, sampler="dpm++")
+    meta = export_trained("diffusion", trained_conditional, tmp_path / "exp", tflite=True, steps=6, sampler="dpm++",
+                          batch=3)
     assert meta["parity"]["max_abs_diff"]["generate/images_float"] <= 1e-3
     assert meta["sampler"] == "dpm++" and meta["steps"] == 6 and len(meta["timesteps"]) == 6
     assert meta["null_label"] == 2 and len(meta["schedule"]["alphas_cumprod"]) == 1000
     assert set(meta["signatures"]) == {"generate", "denoise_step"}
-    assert meta["signatures"]["generate"]["inputs"]["noise"]["shape"] == [-1, 16, 16, 1]
+    assert meta["signatures"]["generate"]["inputs"]["noise"]["shape"] == [3, 16, 16, 1] and meta["batch"] == 3
     assert json.loads((tmp_path / "exp" / "metadata.json").read_text())["files"]["tflite"] == "model.tflite"
 
     noise = np.random.default_rng(5).standard_normal((3, 16, 16, 1)).astype(np.float32)
     labels = np.array([1, 0, 1], np.int32)
-    interpreter = Interpreter(model_path=str(tmp_path / "exp" / "model.tflite"))
-    got = interpreter.get_signature_runner("generate")(noise=noise, label=labels,
-                                                        guidance=np.array(2.0, np.float32))
+    litert = LiteRTModel(tmp_path / "exp" / "model.tflite", "compiled")
+    got = litert.run("generate", noise=noise, label=labels, guidance=np.array(2.0, np.float32))
     saved = tf.saved_model.load(str(tmp_path / "exp" / "saved_model")).signatures["generate"]
     want = saved(noise=noise, label=labels, guidance=tf.constant(2.0))
     assert got["images"].dtype == np.uint8 and got["images"].shape == (3, 16, 16, 1)
@@ -157,9 +157,8 @@ def test_export_runs_the_whole_sampler_in_one_litert_signature(trained_condition
         tf.lite.experimental.Analyzer.analyze(model_path=str(tmp_path / "exp" / "model.tflite"))
     assert " WHILE(" in structure.getvalue() and "Flex" not in structure.getvalue()  # a loop, not unrolled
 
-    step = interpreter.get_signature_runner("denoise_step")(
-        x=noise, t=np.array(49, np.int32), t_prev=np.array(30, np.int32), label=labels,
-        guidance=np.array(1.0, np.float32))
+    step = litert.run("denoise_step", x=noise, t=np.array(49, np.int32), t_prev=np.array(30, np.int32),
+                      label=labels, guidance=np.array(1.0, np.float32))
     assert step["x_prev"].shape == noise.shape and step["images"].dtype == np.uint8
 
 

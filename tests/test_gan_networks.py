@@ -3,7 +3,13 @@ import pytest
 import tensorflow as tf
 
 from aigc_keras.errors import AigcError
-from aigc_keras.gan.losses import d_loss_hinge, d_loss_ns, d_loss_wgan, g_loss_ns, gradient_penalty
+from aigc_keras.gan.losses import (
+    d_loss_hinge,
+    d_loss_ns,
+    d_loss_wgan,
+    g_loss_ns,
+    gradient_penalty,
+)
 from aigc_keras.gan.networks import Discriminator, Generator, upsampling_plan
 
 

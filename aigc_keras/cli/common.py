@@ -9,6 +9,7 @@ import click
 
 from ..console import import_tensorflow_quietly
 from ..errors import Interrupted
+from ..export import QUANTIZATIONS
 
 
 def model_option(family: str):
@@ -42,8 +43,9 @@ def force_option(what: str):
 def export_options(family: str):
     def decorate(command):
         command = click.option(
-            "--quantize", type=click.Choice(["none", "float16", "dynamic"]), default="none",
-            show_default=True, help="weight quantization of the LiteRT file",
+            "--quantize", type=click.Choice(QUANTIZATIONS), default="none", show_default=True,
+            help="LiteRT file: none (float32), float16 or dynamic (int8) weights, or int8 weights and "
+                 "activations calibrated on the training data",
         )(command)
         command = click.option("--tflite", is_flag=True, help="also write model.tflite (LiteRT, builtin ops only)")(command)
         command = click.option(
@@ -73,16 +75,22 @@ def train_command(config_class, summary: str, examples: list[str]) -> click.Comm
     return train
 
 
-def export_command(family: str, summary: str, examples: list[str]) -> click.Command:
-    """`export FAMILY` for a family whose export has no options of its own."""
+def export_command(family: str, summary: str, examples: list[str], options=()) -> click.Command:
+    """`export FAMILY`: the shared export options plus the family's own `options` (click options,
+    passed on to the family's `export_spec` by name)."""
     epilog = "\b\nExamples:\n" + "\n".join(f"  aigc-keras export {family}{example}" for example in examples)
 
-    @click.command(family, help=summary, epilog=epilog)
-    @export_options(family)
-    def export(model_dir, out_dir, force, tflite, quantize):
-        run_export(family, model_dir, out_dir, force, tflite, quantize)
+    def export(model_dir, out_dir, force, tflite, quantize, **family_options):
+        run_export(family, model_dir, out_dir, force, tflite, quantize, **family_options)
 
-    return export
+    for option in reversed(options):
+        export = option(export)
+    return click.command(family, help=summary, epilog=epilog)(export_options(family)(export))
+
+
+def batch_option(what: str):
+    return click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1),
+                        help=f"{what} per call: a fixed size, as LiteRT's CompiledModel API and LiteRT.js need")
 
 
 def sample_options(command):
@@ -122,8 +130,17 @@ def run_export(family: str, model_dir: str, out_dir: str, force: bool, tflite: b
         diffs = ", ".join(f"{k} {v:.2g}" for k, v in meta["parity"]["max_abs_diff"].items())
         click.echo(
             f"exported {out_dir}/model.tflite ({meta['files']['tflite_bytes'] / 1e6:.2f} MB, "
-            f"quantize={quantize}); LiteRT vs TF max|diff|: {diffs}"
+            f"quantize={quantize}); LiteRT vs TF max|diff|: {diffs}; the same in LiteRT's Interpreter and "
+            "CompiledModel APIs"
         )
+        quality = meta.get("quality")
+        if quality and quality["measured"]:
+            click.echo(f"quality: {quality['metric']}: {quality['litert']:.4g} in LiteRT, {quality['keras']:.4g} "
+                       "for the Keras model")
+        elif quality:
+            click.echo(f"note: what quantization cost was not measured: {quality['why']}", err=True)
+        for warning in (quality or {}).get("warnings", []):
+            click.echo(f"warning: {warning}", err=True)
     click.echo(f"exported {out_dir}/metadata.json")
 
 

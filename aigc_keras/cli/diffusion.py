@@ -11,9 +11,9 @@ from ..diffusion.config import EXPORT_SAMPLERS, SAMPLERS, DiffusionConfig
 from ..errors import AigcError
 from ..imaging import check_output_name
 from .common import (
-    export_options,
+    batch_option,
+    export_command,
     model_option,
-    run_export,
     sample_options,
     train_command,
 )
@@ -82,15 +82,13 @@ def sample_diffusion(model_dir, sampler, steps, eta, num, seed, label, guidance,
         click.echo(f"wrote {len(frames)} frames to {gif}")
 
 
-@click.command("diffusion", epilog="""\b
-Examples:
-  aigc-keras export diffusion --tflite --steps 25
-  aigc-keras export diffusion --tflite --steps 10 --sampler dpm++ --quantize float16 --out export/diffusion_fp16""")
-@export_options("diffusion")
-@click.option("--steps", type=click.IntRange(min=1), default=25, show_default=True,
-              help="sampling steps inside the exported generate signature")
-@click.option("--sampler", type=click.Choice(EXPORT_SAMPLERS), default="ddim", show_default=True,
-              help="sampler inside generate (deterministic: noise is the only input)")
-def export_diffusion(model_dir, out_dir, force, tflite, quantize, steps, sampler):
-    """Export a diffusion model: signatures `generate` (the whole sampler) and `denoise_step`."""
-    run_export("diffusion", model_dir, out_dir, force, tflite, quantize, steps=steps, sampler=sampler)
+export_diffusion = export_command(
+    "diffusion", "Export a diffusion model: signatures `generate` (the whole sampler) and `denoise_step`.",
+    [" --tflite --steps 25", " --tflite --steps 10 --sampler dpm++ --quantize float16 --out export/diffusion_fp16",
+     " --tflite --batch 4 --out export/diffusion4"],
+    [click.option("--steps", type=click.IntRange(min=1), default=25, show_default=True,
+                  help="sampling steps inside the exported generate signature"),
+     click.option("--sampler", type=click.Choice(EXPORT_SAMPLERS), default="ddim", show_default=True,
+                  help="sampler inside generate (deterministic: noise is the only input)"),
+     batch_option("images")],
+)

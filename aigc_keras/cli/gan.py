@@ -8,6 +8,7 @@ from ..console import import_tensorflow_quietly
 from ..gan.config import GANConfig
 from ..imaging import check_output_name
 from .common import (
+    batch_option,
     export_command,
     model_option,
     sample_options,
@@ -46,5 +47,6 @@ def sample_gan(model_dir, num, seed, label, out):
 
 export_gan = export_command(
     "gan", "Export a GAN: SavedModel signature `generate` (+ model.tflite) + metadata.json.",
-    [" --tflite", " --tflite --quantize dynamic --out export/gan_int8"],
+    [" --tflite", " --tflite --batch 16 --out export/gan16", " --tflite --quantize int8 --out export/gan_int8"],
+    [batch_option("images")],
 )

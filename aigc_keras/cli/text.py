@@ -63,5 +63,9 @@ def sample_lstm(model_dir, prompt, length, temperature, top_k, top_p, seed, stop
 
 export_lstm = export_command(
     "lstm", "Export a language model: signatures `step` (stream with explicit state) and `generate` (whole loop).",
-    [" --tflite", " --tflite --quantize dynamic --out export/lstm_int8"],
+    [" --tflite", " --tflite --length 1000 --out export/lstm_long", " --tflite --quantize dynamic --out export/lstm_q"],
+    [click.option("--length", default=256, show_default=True, type=click.IntRange(min=1),
+                  help="new ids per `generate` call (a fixed size; a longer text continues through `step`)"),
+     click.option("--prompt-length", default=64, show_default=True, type=click.IntRange(min=1),
+                  help="most prompt ids `generate` takes")],
 )

@@ -35,6 +35,8 @@ class DiffusionFamily(ImageFamily):
     name = "diffusion"
     config_class = DiffusionConfig
     export_tolerance = 1e-3  # after N network calls, float32 round-off adds up
+    int8_refusal = ("TFLite's int8 calibration cannot run the sampler loop of `generate` (measured: a segmentation "
+                    "fault with a conditional model, a failed DIV with dpm++); use --quantize dynamic or float16")
 
     def load_data(self, config: DiffusionConfig):
         return load_image_data(config, lambda shape: check_image_size(shape, config.levels))
@@ -79,6 +81,16 @@ class DiffusionFamily(ImageFamily):
         columns = num_classes if num_classes and label is None else None
         return to_uint8(x), labels, columns
 
+    def litert_inputs(self, noise, labels, guidance: float | None = None, **options) -> dict:
+        inputs = super().litert_inputs(noise, labels)
+        if labels is not None:
+            inputs["guidance"] = np.array(1.0 if guidance is None else guidance, np.float32)  # 1: no guidance
+        return inputs
+
+    def quality_options(self, model: DiffusionModel, metadata: dict) -> dict:
+        options = {"sampler": metadata["sampler"], "steps": metadata["steps"]}
+        return {**options, "guidance": 1.0} if model.num_classes else options
+
     def monitor_sample_options(self, model: DiffusionModel) -> dict:
         return {"steps": min(PREVIEW_STEPS, model.schedule.timesteps), "guidance": 3.0 if model.num_classes else None}
 
@@ -87,7 +99,10 @@ class DiffusionFamily(ImageFamily):
         images, _, columns = self.sample(model, num, config.seed, **self.monitor_sample_options(model))
         return grid(images, columns)
 
-    def export_spec(self, model: DiffusionModel, run: dict, steps: int = 25, sampler: str = "ddim"):
+    def export_spec(self, model: DiffusionModel, run: dict, steps: int = 25, sampler: str = "ddim", batch: int = 1):
+        """`generate` (the whole sampler, one WHILE loop) and `denoise_step`, for `batch` images per
+        call: every tensor, the loop's carried ones too, has a fixed size, as LiteRT's CompiledModel
+        API needs."""
         if sampler not in EXPORT_SAMPLERS:
             raise AigcError(
                 f"--sampler {sampler} draws fresh noise at every step; export a deterministic sampler "
@@ -97,10 +112,10 @@ class DiffusionFamily(ImageFamily):
         generate = generate_fn(model, chosen, steps)
         ddim_step = DDIMSampler(model.schedule)
         shape, num_classes = list(model.image_shape), model.num_classes
-        noise_spec = tf.TensorSpec([None, *shape], tf.float32, name="noise")
-        x_spec = tf.TensorSpec([None, *shape], tf.float32, name="x")
+        noise_spec = tf.TensorSpec([batch, *shape], tf.float32, name="noise")
+        x_spec = tf.TensorSpec([batch, *shape], tf.float32, name="x")
         t_specs = [tf.TensorSpec([], tf.int32, name="t"), tf.TensorSpec([], tf.int32, name="t_prev")]
-        cond_specs = [tf.TensorSpec([None], tf.int32, name="label"), tf.TensorSpec([], tf.float32, name="guidance")]
+        cond_specs = [tf.TensorSpec([batch], tf.int32, name="label"), tf.TensorSpec([], tf.float32, name="guidance")]
 
         def outputs(x):
             return {"images": uint8_images(x), "images_float": x}
@@ -127,20 +142,23 @@ class DiffusionFamily(ImageFamily):
             def denoise_step(x, t, t_prev):
                 return denoise(x, t, t_prev)
 
-        noise, labels = noise_and_labels(4, shape, seed=0, num_classes=num_classes)
+        noise, labels = noise_and_labels(batch, shape, seed=0, num_classes=num_classes)
         ts, t_prevs = chosen.timesteps(steps)
         cond = {} if labels is None else {"label": labels, "guidance": np.array(3.0, np.float32)}
+        middle = len(ts) // 2
         endpoints = [
-            Endpoint("generate", generate_signature, {"noise": noise, **cond},
-                     f"noise ~ N(0, 1) [N, H, W, C] (+ label [N] int32, guidance w) -> images uint8 and "
+            Endpoint("generate", generate_signature, [{"noise": noise, **cond}],
+                     f"noise ~ N(0, 1) [{batch}, H, W, C] (+ label [{batch}] int32, guidance w) -> images uint8 and "
                      f"images_float in [-1, 1], after {steps} {sampler} steps"),
             Endpoint("denoise_step", denoise_step,
-                     {"x": noise, "t": np.array(ts[0], np.int32), "t_prev": np.array(t_prevs[0], np.int32), **cond},
+                     [{"x": noise, "t": np.array(ts[i], np.int32), "t_prev": np.array(t_prevs[i], np.int32), **cond}
+                      for i in (0, middle)],
                      "one DDIM (eta=0) step x_t -> x_prev, and images: the current estimate of x_0"),
         ]
         metadata = {
+            "batch": batch,
             "image_shape": shape,
-            "noise": "noise: float32 [N, H, W, C], independent standard normal values (x_T)",
+            "noise": "noise: float32 [batch, H, W, C], independent standard normal values (x_T)",
             "sampler": sampler,
             "steps": steps,
             "timesteps": [int(t) for t in ts],

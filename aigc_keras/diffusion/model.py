@@ -100,7 +100,7 @@ class DiffusionModel(OneOptimizerModel):
         With labels and `guidance` w, classifier-free guidance (Ho & Salimans, 2022):
         eps = eps_uncond + w (eps_cond - eps_uncond), both from one batched network call.
         """
-        n = tf.shape(x)[0]
+        n = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]  # static when it can be (LiteRT)
         t_batch = tf.fill([n], tf.cast(t, tf.int32))
         if labels is None:
             out = self.denoiser([x, t_batch], training=False)

@@ -43,7 +43,8 @@ def generate_fn(model: DiffusionModel, sampler: Sampler, num_steps: int) -> Call
     def generate(noise, labels=None, guidance=None, seed=0):
         def body(i, x, state):
             fresh = _step_noise(x, seed, i) if sampler.stochastic else None
-            x, state = step(x, ts[i], t_prevs[i], fresh, state, labels, guidance)
+            # tf.gather, not ts[i]: LiteRT's CompiledModel API cannot run a slice at a loop index.
+            x, state = step(x, tf.gather(ts, i), tf.gather(t_prevs, i), fresh, state, labels, guidance)
             return i + 1, x, state
 
         state = sampler.initial_state(noise)

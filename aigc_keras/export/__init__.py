@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+
 
 def export_trained(family_name: str, model_dir: str | Path, out_dir: str | Path, tflite: bool = True,
                    quantize: str = "none", force: bool = False, **options) -> dict:
@@ -11,6 +13,7 @@ def export_trained(family_name: str, model_dir: str | Path, out_dir: str | Path,
 
     `options` are the family's own export options (the diffusion sampler and its steps).
     """
+    from ..errors import AigcError
     from ..families import get_family
     from ..folders import EXPORT, check_folder
     from ..training.model_dir import ModelDir
@@ -19,8 +22,16 @@ def export_trained(family_name: str, model_dir: str | Path, out_dir: str | Path,
     check_options(tflite, quantize)
     check_folder(out_dir, EXPORT, force)
     family = get_family(family_name)
+    if quantize == "int8" and family.int8_refusal:
+        raise AigcError(f"--quantize int8 is not available for {family_name} models: {family.int8_refusal}")
     md = ModelDir(model_dir)
     model = md.load_model(family_name)
-    tracked, endpoints, metadata = family.export_spec(model, md.run(), **options)
+    run = md.run()
+    tracked, endpoints, metadata = family.export_spec(model, run, **options)
     metadata = {"family": family_name, "source": str(md.path), **metadata}
-    return export_bundle(tracked, endpoints, out_dir, tflite, quantize, metadata, family.export_tolerance, force)
+    calibration = None
+    if quantize == "int8":
+        pairs = family.calibration(model, md.config(family_name), endpoints)
+        calibration = lambda: iter(pairs)  # noqa: E731  (the converter calls it for a fresh iterator)
+    return export_bundle(tracked, endpoints, out_dir, tflite, quantize, metadata, family.export_tolerance, force,
+                         calibration, lambda runner, meta: family.export_quality(model, run, runner, meta))

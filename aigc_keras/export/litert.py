@@ -2,9 +2,9 @@
 
 A family describes its serving functions as `Endpoint`s. `export_bundle` writes them as one
 SavedModel (one signature each), converts that to a `.tflite` with TFLite builtin ops only,
-runs the `.tflite` through `ai_edge_litert` on the endpoints' example inputs and compares it
-with TensorFlow, then writes `metadata.json`. Everything is staged in a temporary folder and
-swapped in at the end, so a failed export leaves nothing behind.
+runs the `.tflite` through both LiteRT APIs (`runtime.py`) on the endpoints' example inputs and
+compares them with each other and with TensorFlow, then writes `metadata.json`. Everything is
+staged in a temporary folder and swapped in at the end, so a failed export leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -19,28 +19,35 @@ import tensorflow as tf
 
 from .. import __version__, fileio
 from ..console import quiet_stderr
-from ..errors import AigcError
+from ..errors import AigcError, reason
 from ..folders import EXPORT, check_folder
+from . import QUANTIZATIONS
+from .runtime import APIS, LiteRTModel, boundary_problems
 
-QUANTIZATIONS = ("none", "float16", "dynamic")
-TOLERANCE = 1e-4
+TOLERANCE = 1e-4  # max |LiteRT - TF| of a float32 file's float outputs
+RUNTIME_TOLERANCE = 1e-6  # max |CompiledModel - Interpreter| on the same file
+UINT8_SHARE = 1e-3  # share of uint8 pixels that may differ (by one level) between LiteRT and TF
 
 
 @dataclasses.dataclass
 class Endpoint:
-    """A serving function: a `tf.function` with an input signature, returning a dict of tensors."""
+    """A serving function: a `tf.function` with a fixed-size input signature, returning a dict of tensors."""
 
     name: str
     function: tf.types.experimental.PolymorphicFunction
-    example: dict[str, np.ndarray]  # inputs for the parity check, keyed like the signature
+    examples: list[dict[str, np.ndarray]]  # inputs for the parity checks, keyed like the signature
     description: str
 
     def spec(self) -> dict:
-        """Names, dtypes and shapes (-1 for any size) of inputs and outputs, for metadata.json."""
+        """Names, dtypes and shapes of inputs and outputs, for metadata.json."""
         concrete = self.function.get_concrete_function()
         inputs = {s.name: _tensor_spec(s) for s in self.function.input_signature}
         outputs = {k: _tensor_spec(t) for k, t in concrete.structured_outputs.items()}
         return {"description": self.description, "inputs": inputs, "outputs": outputs}
+
+    def __call__(self, example: dict) -> dict[str, np.ndarray]:
+        arguments = [example[s.name] for s in self.function.input_signature]
+        return {k: v.numpy() for k, v in self.function(*arguments).items()}
 
 
 def _tensor_spec(t) -> dict:
@@ -48,11 +55,20 @@ def _tensor_spec(t) -> dict:
 
 
 def export_bundle(model: keras.Model, endpoints: list[Endpoint], out_dir: str | Path, tflite: bool,
-                  quantize: str, metadata: dict, tolerance: float = TOLERANCE, force: bool = False) -> dict:
+                  quantize: str, metadata: dict, tolerance: float = TOLERANCE, force: bool = False,
+                  calibration=None, quality=None) -> dict:
     """Write SavedModel (+ model.tflite) + metadata.json into `out_dir`; return the metadata.
 
-    A float32 LiteRT file whose float outputs differ from TensorFlow by more than `tolerance`
-    fails the export. `out_dir` is written as `folders` says (`force`: beside the user's files).
+    The `.tflite` must run every signature, on its examples, in both LiteRT APIs (the classic
+    Interpreter and the CompiledModel API that Android and LiteRT.js use) with the same outputs
+    (`RUNTIME_TOLERANCE` for floats, integers identical), with only fixed-size float32/int32/uint8
+    tensors at its boundaries, and finite outputs. A float32 file must also match TensorFlow: float
+    outputs within `tolerance`, integer outputs identical, uint8 images within one level on at most
+    `UINT8_SHARE` of the pixels (a difference below `tolerance` can cross a rounding boundary).
+    Any failure writes nothing. `calibration()` yields (signature, inputs) for `quantize="int8"`.
+    A quantized file is scored by `quality(LiteRTModel, metadata)` (a family's `export_quality`), and
+    a warning is recorded when its quality collapsed. `out_dir` is written as `folders` says
+    (`force`: beside the user's files).
     """
     check_options(tflite, quantize)
     check_folder(out_dir, EXPORT, force)
@@ -66,21 +82,18 @@ def export_bundle(model: keras.Model, endpoints: list[Endpoint], out_dir: str | 
             "versions": {"aigc_keras": __version__, "tensorflow": tf.__version__, "keras": keras.__version__},
         }
         if tflite:
-            blob = convert_to_litert(saved, [ep.name for ep in endpoints], quantize)
+            blob = convert_to_litert(saved, [ep.name for ep in endpoints], quantize, calibration)
             (stage / "model.tflite").write_bytes(blob)
-            diffs = _litert_parity(blob, endpoints, reference)
-            worst = max((d for d, is_float in diffs.values() if is_float), default=0.0)
-            if quantize == "none" and worst > tolerance:
-                raise AigcError(
-                    f"LiteRT output differs from TensorFlow by {worst:.3g} > {tolerance:g}; "
-                    "nothing was exported"
-                )
+            interpreter, diffs, runtime_diffs = _litert_parity(blob, endpoints, reference, quantize, tolerance)
             meta["files"].update({"tflite": "model.tflite", "tflite_bytes": len(blob)})
+            if quantize != "none" and quality is not None:
+                meta["quality"] = _quality(quality, interpreter, meta, quantize)
             meta["quantize"] = quantize
+            meta["runtimes"] = {"checked": list(APIS), "compiled_vs_interpreter_max_abs_diff": runtime_diffs}
             meta["parity"] = {
                 "tolerance": tolerance if quantize == "none" else None,
-                "max_abs_diff": {key: d for key, (d, _) in diffs.items()},
-                "checked_on": {ep.name: {k: list(v.shape) for k, v in ep.example.items()} for ep in endpoints},
+                "max_abs_diff": diffs,
+                "checked_on": {ep.name: len(ep.examples) for ep in endpoints},
             }
         fileio.write_json(stage / "metadata.json", meta)
     return meta
@@ -94,7 +107,8 @@ def check_options(tflite: bool, quantize: str) -> None:
 
 
 def _write_saved_model(model, endpoints, path: Path) -> dict:
-    """Save the endpoints as signatures, reload them and check them against the live model.
+    """Save the endpoints as signatures, reload them and check them against the live model; return
+    the live outputs {endpoint: [outputs per example]}.
 
     Reloading is what catches the trap where variables are not captured (outputs NaN).
     """
@@ -106,21 +120,29 @@ def _write_saved_model(model, endpoints, path: Path) -> dict:
     loaded = tf.saved_model.load(str(path))
     reference = {}
     for ep in endpoints:
-        live = {k: v.numpy() for k, v in ep.function(**ep.example).items()}
-        for key, value in live.items():
-            if not np.all(np.isfinite(value)):
-                raise AigcError(f"the model's {ep.name}/{key} is not finite (a diverged model?); nothing was exported")
-        served = {k: v.numpy() for k, v in loaded.signatures[ep.name](**ep.example).items()}
-        for key, value in live.items():
-            if not np.array_equal(np.isfinite(value), np.isfinite(served[key])) or \
-                    np.max(np.abs(value.astype(np.float64) - served[key])) > 1e-5:
-                raise AigcError(f"the SavedModel's {ep.name}/{key} does not reproduce the model; nothing was exported")
-        reference[ep.name] = live
+        reference[ep.name] = []
+        for example in ep.examples:
+            live = ep(example)
+            for key, value in live.items():
+                if not np.all(np.isfinite(value)):
+                    raise AigcError(f"the model's {ep.name}/{key} is not finite (a diverged model?); "
+                                    "nothing was exported")
+            served = {k: v.numpy() for k, v in loaded.signatures[ep.name](**example).items()}
+            for key, value in live.items():
+                if np.max(np.abs(value.astype(np.float64) - served[key]), initial=0.0) > 1e-5:
+                    raise AigcError(f"the SavedModel's {ep.name}/{key} does not reproduce the model; "
+                                    "nothing was exported")
+            reference[ep.name].append(live)
     return reference
 
 
-def convert_to_litert(saved_model: Path, signature_keys: list[str], quantize: str = "none") -> bytes:
-    """Convert signatures of a SavedModel to a `.tflite` using TFLite builtin ops only."""
+def convert_to_litert(saved_model: Path, signature_keys: list[str], quantize: str = "none",
+                      calibration=None) -> bytes:
+    """Convert signatures of a SavedModel to a `.tflite` using TFLite builtin ops only.
+
+    int8: weights and activations in int8 (calibrated on `calibration()`'s (signature, inputs)),
+    with float32 inputs and outputs, so apps feed it exactly what they feed the float file.
+    """
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=signature_keys)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize == "float16":
@@ -128,33 +150,95 @@ def convert_to_litert(saved_model: Path, signature_keys: list[str], quantize: st
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize == "int8":
+        if calibration is None:
+            raise AigcError("--quantize int8 needs calibration data from the model's training data")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = calibration
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
     try:
-        return converter.convert()
+        with quiet_stderr():
+            return converter.convert()
     except Exception as e:
         message = str(e)
         ops = sorted(set(re.findall(r"'?tf\.(\w+)'?", message)))
-        detail = f"ops {', '.join(ops)}" if ops else message.strip().splitlines()[0][:200]
-        raise AigcError(
-            f"LiteRT conversion needs more than the TFLite builtin ops ({detail}); Flex/SELECT_TF_OPS "
-            "is not allowed, so nothing was exported"
-        ) from None
+        if ops:
+            raise AigcError(
+                f"LiteRT conversion needs more than the TFLite builtin ops (ops {', '.join(ops)}); Flex/SELECT_TF_OPS "
+                "is not allowed, so nothing was exported"
+            ) from None
+        raise AigcError(f"LiteRT conversion failed ({reason(e)[:200]}); nothing was exported") from None
 
 
-def _litert_parity(blob: bytes, endpoints, reference) -> dict:
-    """{"endpoint/output": (max |LiteRT - TF|, output is float)} on the example inputs."""
-    from ai_edge_litert.interpreter import Interpreter
+def _quality(quality, interpreter, meta: dict, quantize: str) -> dict:
+    """What quantization cost, measured; a warning when the quality collapsed (or a note why it was
+    not measured: the training data or a feature network may be missing where the export runs)."""
+    try:
+        result = quality(interpreter, meta)
+    except AigcError as e:
+        return {"measured": False, "why": str(e), "warnings": []}
+    result = {**result, "keras": float(result["keras"]), "litert": float(result["litert"]),
+              "collapsed": bool(result["collapsed"])}
+    warnings = []
+    if result["collapsed"]:
+        warnings.append(f"--quantize {quantize} lost quality: {result['metric']} {result['litert']:.4g} in LiteRT "
+                        f"against {result['keras']:.4g} for the Keras model; prefer a milder --quantize")
+    return {"measured": True, **result, "warnings": warnings}
 
-    diffs = {}
+
+def _litert_parity(blob: bytes, endpoints, reference, quantize: str, tolerance: float):
+    """Run every example in both LiteRT APIs; raise `AigcError` at the first failed gate (see
+    `export_bundle`). Returns (the Interpreter's model, {"endpoint/output": max |LiteRT - TF|},
+    {same: max |compiled - interpreter|})."""
+    interpreter = LiteRTModel(blob, "interpreter")
+    problems = boundary_problems(interpreter)
+    if problems:
+        raise AigcError(f"the LiteRT file has tensors an app runtime cannot take ({'; '.join(problems[:3])}); "
+                        "nothing was exported")
+    try:
+        compiled = LiteRTModel(blob, "compiled")
+    except Exception as e:
+        raise AigcError(f"LiteRT's CompiledModel API cannot load the file ({reason(e)}); nothing was exported") \
+            from None
+    diffs, runtime_diffs = {}, {}
     for ep in endpoints:
-        with quiet_stderr():  # "Created TensorFlow Lite XNNPACK delegate" on every run
-            interpreter = Interpreter(model_content=blob)
-            got = interpreter.get_signature_runner(ep.name)(**ep.example)
-        for key, want in reference[ep.name].items():
-            is_float = np.issubdtype(want.dtype, np.floating)
-            diff = np.abs(got[key].astype(np.float64) - want.astype(np.float64))
-            worst = float(np.max(diff)) if np.all(np.isfinite(diff)) else float("inf")
-            diffs[f"{ep.name}/{key}"] = (worst, is_float)
-    return diffs
+        for example, want in zip(ep.examples, reference[ep.name]):
+            got = interpreter.run(ep.name, **example)
+            try:
+                again = compiled.run(ep.name, **example)
+            except Exception as e:
+                raise AigcError(f"LiteRT's CompiledModel API cannot run {ep.name} ({reason(e)}); nothing was "
+                                "exported") from None
+            for key, value in got.items():
+                name = f"{ep.name}/{key}"
+                if not np.all(np.isfinite(value)):
+                    raise AigcError(f"LiteRT's {name} is not finite; nothing was exported")
+                between = _max_diff(value, again[key])
+                runtime_diffs[name] = max(runtime_diffs.get(name, 0.0), between)
+                if between > (RUNTIME_TOLERANCE if np.issubdtype(value.dtype, np.floating) else 0):
+                    raise AigcError(f"LiteRT's CompiledModel API and its Interpreter differ on {name} by "
+                                    f"{between:.3g}; nothing was exported")
+                diffs[name] = max(diffs.get(name, 0.0), _max_diff(value, want[key]))
+                if quantize == "none":
+                    _check_against_tensorflow(name, value, want[key], tolerance)
+    return interpreter, diffs, runtime_diffs
+
+
+def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0))
+
+
+def _check_against_tensorflow(name: str, got: np.ndarray, want: np.ndarray, tolerance: float) -> None:
+    diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    if np.issubdtype(want.dtype, np.floating):
+        bad = diff.max(initial=0.0) > tolerance
+    elif want.dtype == np.uint8:  # image pixels, rounded from floats
+        bad = diff.max(initial=0.0) > 1 or (diff > 0).mean() > UINT8_SHARE
+    else:
+        bad = diff.max(initial=0.0) > 0
+    if bad:
+        raise AigcError(f"LiteRT's {name} differs from TensorFlow by {diff.max():.3g} (tolerance "
+                        f"{tolerance:g} for floats; integers must be equal); nothing was exported")
 
 
 def uint8_images(images):

@@ -14,10 +14,14 @@ from .config import GANConfig
 from .model import GAN
 from .networks import Discriminator, Generator, upsampling_plan
 
+CALIBRATION_DRAWS = 64
+
 
 class GANFamily(ImageFamily):
     name = "gan"
     config_class = GANConfig
+    int8_refusal = None
+    noise_input = "z"
 
     def load_data(self, config: GANConfig):
         return load_image_data(config, upsampling_plan)
@@ -59,16 +63,17 @@ class GANFamily(ImageFamily):
         images, _, columns = self.sample(model, num, config.seed)
         return grid(images, columns)
 
-    def export_spec(self, model: GAN, run: dict):
+    def export_spec(self, model: GAN, run: dict, batch: int = 1):
+        """`generate` for `batch` images per call (a fixed size: LiteRT's CompiledModel API needs one)."""
         generator = model.sampler
         latent_dim, num_classes = generator.latent_dim, generator.num_classes
-        z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
+        z_spec = tf.TensorSpec([batch, latent_dim], tf.float32, name="z")
 
         def outputs(images):
             return {"images": uint8_images(images), "images_float": images}
 
         if num_classes:
-            @tf.function(input_signature=[z_spec, tf.TensorSpec([None], tf.int32, name="label")])
+            @tf.function(input_signature=[z_spec, tf.TensorSpec([batch], tf.int32, name="label")])
             def generate(z, label):
                 return outputs(generator([z, label], training=False))
         else:
@@ -76,16 +81,19 @@ class GANFamily(ImageFamily):
             def generate(z):
                 return outputs(generator(z, training=False))
 
-        z, labels = noise_and_labels(16, [latent_dim], seed=0, num_classes=num_classes)
-        example = {"z": z} if labels is None else {"z": z, "label": labels}
+        examples = []
+        for seed in (0, 1):
+            z, labels = noise_and_labels(batch, [latent_dim], seed=seed, num_classes=num_classes)
+            examples.append({"z": z} if labels is None else {"z": z, "label": labels})
         endpoint = Endpoint(
-            "generate", generate, example,
-            "z ~ N(0, 1) [N, latent_dim] (+ label [N] int32) -> images uint8 [N, H, W, C] and "
+            "generate", generate, examples,
+            f"z ~ N(0, 1) [{batch}, latent_dim] (+ label [{batch}] int32) -> images uint8 [{batch}, H, W, C] and "
             "images_float in [-1, 1]",
         )
         metadata = {
+            "batch": batch,
             "latent_dim": latent_dim,
-            "noise": "z: float32 [N, latent_dim], independent standard normal values",
+            "noise": "z: float32 [batch, latent_dim], independent standard normal values",
             "image_shape": list(generator.image_shape),
             "conditional": bool(num_classes),
             "num_classes": num_classes,
@@ -94,3 +102,13 @@ class GANFamily(ImageFamily):
             "config": run["config"],
         }
         return generator, [endpoint], metadata
+
+    def calibration(self, model: GAN, config: GANConfig, endpoints):
+        example = endpoints[0].examples[0]
+        batch, num_classes = len(example["z"]), model.sampler.num_classes
+        pairs = []
+        for seed in range(CALIBRATION_DRAWS):
+            z, labels = noise_and_labels(batch, [model.sampler.latent_dim], seed + 100, num_classes)
+            pairs.append(("generate", {"z": z} if labels is None else
+                          {"z": z, "label": (labels + seed) % num_classes}))
+        return pairs

@@ -10,12 +10,12 @@ from . import image
 SAMPLE_CHUNK = 500
 
 
-def generate(family, model, num: int, seed: int, **options) -> np.ndarray:
-    """`num` uint8 images from `family.sample`, in chunks with seeds seed, seed+1, ... ."""
+def generate(sample, num: int, seed: int) -> np.ndarray:
+    """`num` uint8 images from `sample(num, seed)` (a family's `sample` or `litert_sample`), in chunks
+    with seeds seed, seed+1, ... ."""
     chunks = []
     for i, start in enumerate(range(0, num, SAMPLE_CHUNK)):
-        images, _, _ = family.sample(model, min(SAMPLE_CHUNK, num - start), seed + i, **options)
-        chunks.append(images)
+        chunks.append(sample(min(SAMPLE_CHUNK, num - start), seed + i))
     return np.concatenate(chunks)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
+import weakref
 
 import keras
 import numpy as np
@@ -20,12 +20,16 @@ from .tokenizer import build_tokenizer, tokenizer_from_config
 
 PREVIEW_PROMPT = "\n"
 PREVIEW_LENGTH = 300
-EXPORT_EXAMPLE_LENGTH = 200
+EXPORT_LENGTH = 256  # ids per `generate` call of an export
+EXPORT_PROMPT_LENGTH = 64  # prompt ids `generate` takes
+QUALITY_CHARACTERS = 20_000  # validation text scored when an export is checked for what quantization cost
 
 
 class TextFamily(Family):
     name = "lstm"
     config_class = TextConfig
+    int8_refusal = ("TFLite's int8 calibration cannot run the token loop of `generate` (measured: a segmentation "
+                    "fault); use --quantize dynamic or float16")
 
     def load_data(self, config: TextConfig):
         return load_text(config.data)
@@ -80,28 +84,28 @@ class TextFamily(Family):
         """Generate `length` tokens after `prompt`, one step at a time (streamed to `on_text(piece)`).
 
         Draws are u ~ U(0, 1) from NumPy's generator seeded by `seed`, the same numbers the exported
-        `generate` takes. A bounded-context model re-primes itself with the last half of its context
-        when the context is full. Stops early after `stop` appears in the generated text.
+        `generate` takes, and the algorithm is `sampling.generate_fn`'s: a bounded-context model reads
+        the last `max_positions` prompt ids, and starts again from the last half of its text whenever
+        its context is full. Stops early after `stop` appears in the generated text.
         """
         tokenizer = tokenizer_from_config(model.tokenizer)
-        prompt_ids = [int(i) for i in tokenizer.encode(prompt or PREVIEW_PROMPT)]
+        history = [int(i) for i in tokenizer.encode(prompt or PREVIEW_PROMPT)]
         uniform = np.random.default_rng(seed).random(length).astype(np.float32)
         step = _stepper(model)
         controls = (tf.constant(temperature, tf.float32), tf.constant(top_k, tf.int32), tf.constant(top_p, tf.float32))
         decode = tokenizer.stream_decoder()
-        history, state, text = list(prompt_ids), None, []
+        window = model.max_positions
 
-        def prime(ids):
+        def read(ids):  # the state after reading ids, from an empty one
             state = model.initial_state(1)
-            for token in ids[:-1]:
+            for token in ids:
                 state = step(tf.constant([token], tf.int32), state, tf.zeros([1]), *controls)[1]
             return state
 
-        keep = model.max_positions // 2 if model.max_positions else None
-        state = prime(history[-model.max_positions:] if model.max_positions else history)
+        state, text = read(history[-window:-1] if window else history[:-1]), []
         for i in range(length):
-            if model.max_positions and int(state[0]) >= model.max_positions:
-                state = prime(history[-keep:])
+            if window and bool(model.context_full(state)):
+                state = read(history[-(window // 2):-1])
             token, state = step(tf.constant([history[-1]], tf.int32), state, tf.constant(uniform[i:i + 1]), *controls)
             history.append(int(token[0]))
             piece = decode(history[-1])
@@ -112,47 +116,52 @@ class TextFamily(Family):
                 break
         return "".join(text)
 
-    def export_spec(self, model, run: dict):
+    def export_spec(self, model, run: dict, length: int = EXPORT_LENGTH, prompt_length: int = EXPORT_PROMPT_LENGTH):
+        """`step` (one token and the state) and `generate` (the whole loop: a prompt of at most
+        `prompt_length` ids, `length` new ids), every tensor of a fixed size."""
         tokenizer = tokenizer_from_config(model.tokenizer)
-        state_spec = model.state_spec()
-        names = [name for name, _, _ in state_spec]
-        fixed = [[1 if d is None else d for d in shape] for _, shape, _ in state_spec]
-        state_specs = [tf.TensorSpec(shape, dtype, name=name) for (name, _, dtype), shape in zip(state_spec, fixed)]
-        generate = generate_fn(model)
+        state_spec = [(name, [1 if d is None else d for d in shape], dtype)
+                      for name, shape, dtype in model.state_spec()]
+        generate = generate_fn(model, prompt_length, length)
 
         def step_fn(token, *state):
             logits, new_state = model.step(token, list(state))
             return {"logits": logits, **{name: s for (name, _, _), s in zip(state_spec, new_state)}}
 
-        # Named parameters (token, h_0, c_0, ...), so the signature's inputs can be passed by name.
-        step_fn.__signature__ = inspect.Signature(
-            [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in ["token", *names]]
-        )
-        step = tf.function(step_fn, input_signature=[tf.TensorSpec([1], tf.int32, name="token"), *state_specs])
+        step = tf.function(step_fn, input_signature=[
+            tf.TensorSpec([1], tf.int32, name="token"),
+            *[tf.TensorSpec(shape, dtype, name=name) for name, shape, dtype in state_spec]])
 
         @tf.function(input_signature=[
-            tf.TensorSpec([None], tf.int32, name="prompt_ids"), tf.TensorSpec([None], tf.float32, name="uniform"),
+            tf.TensorSpec([prompt_length], tf.int32, name="prompt_ids"),
+            tf.TensorSpec([], tf.int32, name="prompt_length"),
+            tf.TensorSpec([length], tf.float32, name="uniform"),
             tf.TensorSpec([], tf.float32, name="temperature"), tf.TensorSpec([], tf.int32, name="top_k"),
             tf.TensorSpec([], tf.float32, name="top_p"),
         ])
-        def generate_signature(prompt_ids, uniform, temperature, top_k, top_p):
-            return {"ids": generate(prompt_ids, uniform, temperature, top_k, top_p)}
+        def generate_signature(prompt_ids, prompt_length, uniform, temperature, top_k, top_p):
+            return {"ids": generate(prompt_ids, prompt_length, uniform, temperature, top_k, top_p)}
 
         rng = np.random.default_rng(0)
         state_example = {name: rng.standard_normal(shape).astype(np.float32) * 0.5 if dtype == tf.float32
-                         else np.array(3, np.int32) for (name, _, dtype), shape in zip(state_spec, fixed)}
-        prompt = tokenizer.encode("ROMEO:")
-        length = EXPORT_EXAMPLE_LENGTH if not model.max_positions else min(EXPORT_EXAMPLE_LENGTH,
-                                                                          model.max_positions - len(prompt) + 1)
+                         else np.array(3, np.int32) for name, shape, dtype in state_spec}
+        prompt = tokenizer.encode("ROMEO:")[-prompt_length:]
+        padded = np.zeros(prompt_length, np.int32)
+        padded[:len(prompt)] = prompt
+
+        def generate_example(temperature, top_k, top_p):
+            return {"prompt_ids": padded, "prompt_length": np.array(len(prompt), np.int32),
+                    "uniform": rng.random(length).astype(np.float32), "temperature": np.array(temperature, np.float32),
+                    "top_k": np.array(top_k, np.int32), "top_p": np.array(top_p, np.float32)}
+
         endpoints = [
-            Endpoint("step", step, {"token": np.array([int(prompt[0])], np.int32), **state_example},
+            Endpoint("step", step, [{"token": np.array([int(prompt[0])], np.int32), **state_example}],
                      "one token [1] int32 and the state -> logits [1, V] and the next state (stream with it)"),
             Endpoint("generate", generate_signature,
-                     {"prompt_ids": prompt, "uniform": np.full(length, 0.5, np.float32),
-                      "temperature": np.array(0.0, np.float32), "top_k": np.array(0, np.int32),
-                      "top_p": np.array(1.0, np.float32)},
-                     "prompt ids [P] int32 and one uniform number in [0, 1) per new token -> ids; temperature 0 "
-                     "is greedy, top_k 0 and top_p 1 are off"),
+                     [generate_example(0.0, 0, 1.0), generate_example(0.8, 10, 0.95)],
+                     f"prompt ids [{prompt_length}] int32 (the first prompt_length of them are the prompt) and one "
+                     f"uniform number in [0, 1) per new token [{length}] -> ids [{length}]; temperature 0 is greedy, "
+                     "top_k 0 and top_p 1 are off"),
         ]
         metadata = {
             "arch": run["config"]["arch"],
@@ -161,12 +170,45 @@ class TextFamily(Family):
             "vocab_size": model.vocab_size,
             "unknown_id": 0 if tokenizer.kind == "chars" else None,
             "state": [{"name": name, "shape": shape, "dtype": dtype.name, "initial": "zeros"}
-                      for (name, _, dtype), shape in zip(state_spec, fixed)],
+                      for name, shape, dtype in state_spec],
             "max_positions": model.max_positions,
+            "prompt_capacity": prompt_length,
+            "length": length,
             "sampling": "temperature, then top-k, then top-p, then the token whose CDF interval holds u",
+            "streaming": STREAMING_RECIPE if model.max_positions else "feed each id to step with the state it returned",
             "config": run["config"],
         }
         return model, endpoints, metadata
+
+
+    def litert_metrics(self, runner, metadata: dict, text: str) -> dict:
+        """`metrics.text.text_metrics` through the export's `step` signature in LiteRT."""
+        from ..metrics.text import litert_text_metrics
+
+        names = [s["name"] for s in metadata["state"]]
+        initial = {s["name"]: np.zeros(s["shape"], s["dtype"]) for s in metadata["state"]}
+        return litert_text_metrics(lambda **inputs: runner.run("step", **inputs), names, initial,
+                                   metadata["tokenizer"], metadata["max_positions"], text)
+
+    def export_quality(self, model, run: dict, runner, metadata: dict, chars: int = QUALITY_CHARACTERS) -> dict:
+        """Bits per character of the Keras model and of the LiteRT file on the start of the validation text."""
+        from ..data.text import load_text
+        from ..metrics.text import text_metrics
+
+        text = load_text(run["data"]["spec"]).split(run["config"]["validation_split"])[1][:chars]
+        keras_bpc = text_metrics(model, text)["bits_per_character"]
+        litert_bpc = self.litert_metrics(runner, metadata, text)["bits_per_character"]
+        return {"metric": f"bits per character on {len(text)} validation characters", "keras": keras_bpc,
+                "litert": litert_bpc, "collapsed": litert_bpc > keras_bpc + 0.2}
+
+
+STREAMING_RECIPE = (
+    "step holds max_positions tokens (the output `position` counts them; past that its logits are NaN). "
+    "Keep the ids so far (prompt and generated). Start from the initial state, feed the last max_positions "
+    "prompt ids but the final one, then repeat: when position == max_positions, start again from the initial "
+    "state and feed the last max_positions // 2 ids but the final one; feed the final id, draw the next id from "
+    "the logits with the next uniform, append it. generate and `aigc-keras sample` do exactly this."
+)
 
 
 def _vocabulary(tokenizer) -> list[str] | None:
@@ -174,17 +216,16 @@ def _vocabulary(tokenizer) -> list[str] | None:
     return ["\ufffd", *tokenizer.chars] if tokenizer.kind == "chars" else None
 
 
-_STEPPERS = {}
+_STEPPERS = weakref.WeakKeyDictionary()
 
 
 def _stepper(model):
     """One tf.function per model: step + next_token, traced once and reused across calls."""
-    if id(model) not in _STEPPERS:
+    if model not in _STEPPERS:
         @tf.function(reduce_retracing=True)
         def step(token, state, uniform, temperature, top_k, top_p):
             logits, state = model.step(token, state)
             return next_token(logits, uniform, temperature, top_k, top_p), state
 
-        _STEPPERS.clear()
-        _STEPPERS[id(model)] = step
-    return _STEPPERS[id(model)]
+        _STEPPERS[model] = step
+    return _STEPPERS[model]

@@ -77,6 +77,11 @@ class LanguageModel(OneOptimizerModel):
         """Logits [B, V] for the token after `token` [B] given `state`, and the new state."""
         raise NotImplementedError
 
+    def context_full(self, state):
+        """Whether `state` holds as many tokens as `step` can attend to (then a sampler starts again
+        from the last part of the text); never for an unbounded model."""
+        return tf.constant(False)
+
     def continue_sequence(self, ids, state):
         """Logits [B, T, V] for `ids` [B, T] read after `state`, and the state after them: how a
         recurrent model scores a long text in chunks. None for a bounded-context model."""
@@ -196,7 +201,8 @@ class TransformerLanguageModel(LanguageModel):
 
     def step(self, token, state):
         position, caches = state[0], state[1:]
-        x = (self.token_embedding(token) + self.position_embedding(position))[:, None, :]  # [B, 1, D]
+        known = tf.minimum(position, self.seq_len - 1)  # past the context the logits are NaN (below)
+        x = (self.token_embedding(token) + self.position_embedding(known))[:, None, :]  # [B, 1, D]
         here = tf.reshape(tf.one_hot(position, self.seq_len), [1, 1, self.seq_len, 1])
         visible = tf.reshape(tf.range(self.seq_len) <= position, [1, 1, 1, self.seq_len])
         bias = tf.where(visible, 0.0, -1e9)
@@ -216,7 +222,13 @@ class TransformerLanguageModel(LanguageModel):
             x = x + attention._output_dense(context)
             x = x + block["mlp_out"](block["mlp_in"](block["norm2"](x)))
             new_caches += [keys, values]
-        return self.head(self.final_norm(x))[:, 0], [position + 1, *new_caches]
+        logits = self.head(self.final_norm(x))[:, 0]
+        # Past the context there is no position embedding: say so with NaN rather than wrong logits.
+        logits = tf.where(position < self.seq_len, logits, tf.constant(float("nan"), logits.dtype))
+        return logits, [position + 1, *new_caches]
+
+    def context_full(self, state):
+        return state[0] >= self.max_positions
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "layers": self.num_layers, "heads": self.heads,

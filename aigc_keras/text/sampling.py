@@ -45,32 +45,50 @@ def next_token(logits, uniform, temperature, top_k, top_p):
     return tf.where(temperature > 0, drawn, greedy)
 
 
-def generate_fn(model):
-    """fn(prompt [P] int32, uniform [N] float32, temperature, top_k, top_p) -> ids [n] int32: the whole
-    loop for one sequence as one graph. A model with a bounded context (`max_positions`) keeps the
-    last `max_positions` prompt ids and stops when its context is full (n <= N)."""
+def generate_fn(model, prompt_capacity: int, length: int):
+    """fn(prompt_ids [P] int32, prompt_length, uniform [N] float32, temperature, top_k, top_p) -> ids [N]
+    int32: the whole loop for one sequence as one graph, every tensor of a fixed size (P =
+    `prompt_capacity`, N = `length`), as LiteRT's CompiledModel API needs.
 
-    def generate(prompt, uniform, temperature, top_k, top_p):
-        if model.max_positions:
-            prompt = prompt[-model.max_positions:]
-        length = tf.shape(uniform)[0]
-        if model.max_positions:
-            length = tf.minimum(length, model.max_positions - tf.shape(prompt)[0] + 1)
-        state = model.initial_state(1)
-        shapes = [s.shape for s in state]
+    The first `prompt_length` ids of `prompt_ids` are the prompt. It is the same algorithm as
+    `family.TextFamily.sample`, so it gives the same ids for the same uniforms: a model with a bounded
+    context reads the last `max_positions` prompt ids, and whenever its context is full it starts
+    again from the last half of what it has (prompt and generated ids alike), so N is not limited.
+    """
+    window = model.max_positions
+    keep = window // 2 if window else 0
+    size = prompt_capacity + length
 
-        def step(token, state):  # the loop keeps the static batch size of 1
+    def generate(prompt_ids, prompt_length, uniform, temperature, top_k, top_p):
+        initial = model.initial_state(1)
+        shapes = [s.shape for s in initial]
+
+        def step(token, state):  # every state tensor keeps its static shape through the loops
             logits, state = model.step(token, state)
             return logits, [tf.reshape(s, shape) for s, shape in zip(state, shapes)]
 
-        for i in tf.range(tf.shape(prompt)[0] - 1):
-            _, state = step(prompt[i:i + 1], state)
-        token = prompt[-1:]
+        def read(history, state, start, end):
+            """The state after reading history[start:end] (nothing when end <= start)."""
+            for j in tf.range(start, end):
+                _, state = step(tf.reshape(tf.gather(history, j), [1]), state)
+            return state
+
+        count = tf.clip_by_value(prompt_length, 1, prompt_capacity)
+        history = tf.concat([prompt_ids, tf.zeros([length], tf.int32)], 0)  # [P + N]: prompt, then new ids
+        history = tf.where(tf.range(size) < count, history, 0)  # ids past the prompt are written by adding
+        state = read(history, initial, tf.maximum(count - window, 0) if window else 0, count - 1)
         ids = tf.zeros([length], tf.int32)
         for i in tf.range(length):
-            logits, state = step(token, state)
-            token = tf.reshape(next_token(logits, uniform[i:i + 1], temperature, top_k, top_p), [1])
-            ids += tf.one_hot(i, length, dtype=tf.int32) * token[0]
+            if window:  # a full context restarts from the last `keep` ids (no IF op: a select and a loop)
+                full = model.context_full(state)
+                state = [tf.where(full, fresh, s) for fresh, s in zip(initial, state)]
+                state = read(history, state, count - keep, tf.where(full, count - 1, count - keep))
+            logits, state = step(tf.reshape(tf.gather(history, count - 1), [1]), state)
+            # tf.gather, not uniform[i]: LiteRT's CompiledModel API cannot run a slice at a loop index.
+            token = next_token(logits, tf.reshape(tf.gather(uniform, i), [1]), temperature, top_k, top_p)[0]
+            history += tf.one_hot(count, size, dtype=tf.int32) * token
+            ids += tf.one_hot(i, length, dtype=tf.int32) * token
+            count += 1
         return ids
 
     return generate

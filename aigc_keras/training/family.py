@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..errors import AigcError
+
+QUALITY_SAMPLES = 500  # samples per FID when an export is checked for what quantization cost
 
 
 def data_epochs(config, data, global_batch_size: int, start_epoch: int, per_step: int | None = None):
@@ -79,17 +83,76 @@ class Family:
     def export_spec(self, model, run: dict, **options):
         """(Keras model whose variables the exports use, [export.litert.Endpoint], metadata).
 
-        `options` are the family's export options (none for the GAN).
+        `options` are the family's export options (the batch, the diffusion sampler, ...). Every
+        tensor of a signature has a fixed size.
         """
+        raise NotImplementedError
+
+    int8_refusal: str | None = "int8 quantization is not offered for this family"  # None: it is
+
+    def export_quality(self, model, run: dict, runner, metadata: dict) -> dict:
+        """{"metric", "keras", "litert", "collapsed"}: the family's quality measure of the Keras model
+        and of an exported file (`export.runtime.LiteRTModel`), for what quantization cost."""
+        raise AigcError(f"no quality measure for {self.name} exports")
+
+    def calibration(self, model, config, endpoints) -> list[tuple[str, dict]]:
+        """(signature, inputs) pairs typical of real use, to calibrate int8 activations (families
+        whose `int8_refusal` is None)."""
         raise NotImplementedError
 
 
 class ImageFamily(Family):
-    """An image generator: `sample` draws uint8 images, and `--eval-every` adds a KID curve."""
+    """An image generator: `sample` draws uint8 images, and `--eval-every` adds a KID curve. Its export
+    has a `generate` signature whose `noise_input` is a fixed batch of standard normal noise."""
+
+    noise_input = "noise"
 
     def sample(self, model, num: int, seed: int, label: int | None = None, **options):
         """(uint8 images [N, H, W, C], labels or None, grid columns)."""
         raise NotImplementedError
+
+    def litert_inputs(self, noise, labels, **options) -> dict:
+        """The inputs of the export's `generate` for a batch of noise (and labels)."""
+        return {self.noise_input: noise} if labels is None else {self.noise_input: noise, "label": labels}
+
+    def litert_sample(self, runner, metadata: dict, num: int, seed: int, label: int | None = None, **options):
+        """`sample`, through an export's `generate` in LiteRT (`export.runtime.LiteRTModel`): the same
+        noise for the same seed, in calls of the export's fixed batch."""
+        from ..inputs import noise_and_labels
+
+        shape = metadata["signatures"]["generate"]["inputs"][self.noise_input]["shape"]
+        batch = shape[0]
+        noise, labels = noise_and_labels(num, shape[1:], seed, metadata["num_classes"], label)
+        images = []
+        for start in range(0, num, batch):
+            rows = np.arange(start, start + batch).clip(max=num - 1)  # the last call repeats its last row
+            inputs = self.litert_inputs(noise[rows], None if labels is None else labels[rows], **options)
+            images.append(runner.run("generate", **inputs)["images"][:num - start])
+        columns = metadata["num_classes"] if metadata["num_classes"] and label is None else None
+        return np.concatenate(images), labels, columns
+
+    def export_quality(self, model, run: dict, runner, metadata: dict, num: int = QUALITY_SAMPLES) -> dict:
+        """FID of `num` samples from the Keras model and from the LiteRT file (same noise), against the
+        same real images: how much a quantized file loses."""
+        from ..data import load_images
+        from ..metrics.evaluate import generate, real_sets
+        from ..metrics.features import feature_net
+        from ..metrics.image import fid
+
+        spec = run["data"]["spec"]
+        net = feature_net(spec)
+        real, _ = real_sets(load_images(spec), num, seed=0)
+        real_features, _ = net(real)
+        options = self.quality_options(model, metadata)
+        keras_images = generate(lambda n, s: self.sample(model, n, s, **options)[0], num, 0)
+        litert_images = generate(lambda n, s: self.litert_sample(runner, metadata, n, s, **options)[0], num, 0)
+        keras_fid, litert_fid = (fid(net(images)[0], real_features) for images in (keras_images, litert_images))
+        return {"metric": f"FID of {num} samples ({net.name})", "keras": keras_fid, "litert": litert_fid,
+                "collapsed": litert_fid > 2 * keras_fid}
+
+    def quality_options(self, model, metadata: dict) -> dict:
+        """`sample` options that the export's `generate` reproduces (its sampler and steps, say)."""
+        return {}
 
     def monitor_sample_options(self, model) -> dict:
         """`sample` options for the KID estimates during training (fast, fixed)."""
