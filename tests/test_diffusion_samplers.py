@@ -138,3 +138,38 @@ def test_dpm_solver_pp_first_step_is_first_order_and_last_step_returns_x0():
     np.testing.assert_allclose(got, ddim_x, rtol=1e-5, atol=1e-6)  # DPM-Solver++(1) is DDIM
     last, _ = sampler.step(eps, tf.constant(0), tf.constant(-1), x, None, state)
     np.testing.assert_allclose(last, sampler.x0_from_eps(eps, tf.constant(0), x), rtol=1e-6)
+
+
+def _flow_error(name, steps, scale=0.25):
+    """max |x_0 - exact| after integrating a Gaussian toy's exact flow from t = 1 to t = 0.
+
+    With x_0 ~ N(0, scale^2) and x_t = (1 - t) x_0 + t eps, x_t has std s(t) = sqrt((1-t)^2 scale^2 + t^2),
+    the exact velocity is v = (t - (1 - t) scale^2) / s(t)^2 x, and the ODE maps x_1 to s(0) / s(1) x_1."""
+    def std(t):
+        return np.sqrt((1 - t) ** 2 * scale**2 + t**2)
+
+    sampler = make_sampler(name)
+    x_1 = np.linspace(-2.5, 2.5, 8).astype(np.float64)
+    ts, others = sampler.timesteps(steps)
+    x, state = tf.constant(x_1), tuple(tf.cast(s, tf.float64) for s in sampler.initial_state(tf.constant(x_1)))
+    for t, other in zip(ts, others):
+        v = (t - (1 - t) * scale**2) / std(t) ** 2 * x.numpy()
+        x, state = sampler.step(tf.constant(v), tf.constant(t, tf.float64), tf.constant(other, tf.float64), x, None,
+                                state)
+    return np.abs(x.numpy() - std(0.0) / std(1.0) * x_1).max()
+
+
+def test_euler_is_first_order_and_heun_second_order_on_a_closed_form_flow():
+    euler = [_flow_error("euler", n) for n in (20, 40)]
+    heun = [_flow_error("heun", n) for n in (20, 40)]
+    assert 1.7 < euler[0] / euler[1] < 2.3, euler
+    assert 3.4 < heun[0] / heun[1] < 4.6, heun
+    assert heun[1] < euler[1] / 10
+
+
+def test_heun_evaluates_twice_per_step_and_ends_at_t_0():
+    t, other = make_sampler("heun").timesteps(4)
+    np.testing.assert_allclose(t, [1, .75, .75, .5, .5, .25, .25, 0])
+    np.testing.assert_allclose(other, [.75, 1, .5, .75, .25, .5, 0, .25])
+    t, t_prev = make_sampler("euler").timesteps(4)
+    np.testing.assert_allclose(t, [1, .75, .5, .25]) and np.testing.assert_allclose(t_prev, [.75, .5, .25, 0])

@@ -36,6 +36,8 @@ def models(tmp_path_factory):
         "gan": ["gan", "--data", f"npz:{root / 'data.npz'}", "--conditional", *GAN],
         "diffusion": ["diffusion", "--data", f"npz:{root / 'data.npz'}", *DIFFUSION],
         "cdiffusion": ["diffusion", "--data", f"npz:{root / 'data.npz'}", "--conditional", *DIFFUSION],
+        "flow": ["diffusion", "--data", f"npz:{root / 'data.npz'}", "--conditional", "--objective", "flow", "--patch",
+                 "2", *DIFFUSION],
         "lstm": ["lstm", "--data", f"text:{root / 'corpus.txt'}", *TEXT],
         "transformer": ["lstm", "--data", f"text:{root / 'corpus.txt'}", "--arch", "transformer", *TEXT],
     }
@@ -75,7 +77,8 @@ def check_both_runtimes(out, meta):
 def _valid_controls(signature, meta):
     """Scalar and id inputs set to values a real call uses."""
     if meta["family"] == "diffusion" and signature == "denoise_step":
-        controls = {"t": np.array(meta["timesteps"][1], np.int32), "t_prev": np.array(meta["timesteps"][2], np.int32)}
+        ts = meta["timesteps"] + [0.0 if meta["objective"] == "flow" else -1]  # the last step ends at the data
+        controls = {"t": np.array(ts[1]), "t_prev": np.array(ts[2])}
         return {**controls, **({"guidance": np.array(2.0, np.float32)} if meta["conditional"] else {})}
     if meta["family"] == "diffusion" and meta["conditional"]:
         return {"guidance": np.array(2.0, np.float32)}
@@ -94,6 +97,7 @@ def _valid_controls(signature, meta):
 QUICK = [
     ("gan", "gan", {"batch": 3}, "none"),
     ("cdiffusion", "diffusion", {"steps": 4, "sampler": "dpm++", "batch": 2}, "none"),
+    ("flow", "diffusion", {"steps": 3, "sampler": "heun", "batch": 2}, "none"),
     ("lstm", "lstm", {"length": 40, "prompt_length": 8}, "none"),
     ("transformer", "lstm", {"length": 40, "prompt_length": 8}, "none"),
 ]
@@ -105,6 +109,8 @@ MATRIX = [
     ("diffusion", "diffusion", {"steps": 5, "sampler": "dpm++", "batch": 3}, "float16"),
     ("cdiffusion", "diffusion", {"steps": 4, "sampler": "ddim", "batch": 2}, "dynamic"),
     ("cdiffusion", "diffusion", {"steps": 4, "sampler": "dpm++", "batch": 1}, "float16"),
+    ("flow", "diffusion", {"steps": 4, "sampler": "euler", "batch": 1}, "dynamic"),
+    ("flow", "diffusion", {"steps": 2, "sampler": "heun", "batch": 3}, "float16"),
     ("lstm", "lstm", {"length": 30, "prompt_length": 4}, "float16"),
     ("lstm", "lstm", {"length": 30, "prompt_length": 4}, "dynamic"),
     ("transformer", "lstm", {"length": 30, "prompt_length": 4}, "float16"),

@@ -47,7 +47,8 @@ def export_options(family: str):
             help="LiteRT file: none (float32), float16 or dynamic (int8) weights, or int8 weights and "
                  "activations calibrated on the training data",
         )(command)
-        command = click.option("--tflite", is_flag=True, help="also write model.tflite (LiteRT, builtin ops only)")(command)
+        command = click.option("--tflite", is_flag=True,
+                               help="also write model.tflite (LiteRT, builtin ops only)")(command)
         command = click.option(
             "--out", "out_dir", default=f"export/{family}", show_default=True, help="export folder",
         )(command)

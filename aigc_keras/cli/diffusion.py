@@ -25,19 +25,23 @@ GIF_FRAMES = 60
 train_diffusion = train_command(
     DiffusionConfig,
     "Train a DDPM U-Net denoiser; rerun the same command to resume after an interruption.",
-    ["", " --conditional --model-dir saved_models/cdiffusion", " --schedule cosine --prediction v --epochs 20"],
+    ["", " --conditional --model-dir saved_models/cdiffusion", " --objective flow --time-sampling logit-normal",
+     " --schedule cosine --objective v --loss-weighting min-snr --epochs 20"],
 )
 
 
 @click.command("diffusion", epilog="""\b
 Examples:
-  aigc-keras sample diffusion --sampler ddim --steps 50 --num 64 --seed 0 --out d.png
-  aigc-keras sample diffusion --sampler ddpm --steps 1000 --gif denoise.gif
+  aigc-keras sample diffusion --num 64 --seed 0 --out d.png
+  aigc-keras sample diffusion --sampler heun --steps 10 --out heun.png          # a flow model
+  aigc-keras sample diffusion --model saved_models/ddpm --sampler ddpm --gif denoise.gif
   aigc-keras sample diffusion --model saved_models/cdiffusion --label 3 --guidance 3.0 --out threes.png""")
 @model_option("diffusion")
-@click.option("--sampler", type=click.Choice(SAMPLERS), default="ddim", show_default=True,
-              help="ddpm (ancestral), ddim or dpm++ (DPM-Solver++(2M))")
-@click.option("--steps", type=click.IntRange(min=1), help="sampling steps [default: 50; T for ddpm]")
+@click.option("--sampler", type=click.Choice(SAMPLERS),
+              help="DDPM models: ddpm (ancestral), ddim or dpm++ (DPM-Solver++(2M)); flow models: euler or heun "
+                   "[default: ddim for DDPM, euler for flow]")
+@click.option("--steps", type=click.IntRange(min=1),
+              help="sampling steps [default: 50 for ddim and dpm++, T for ddpm, 25 for euler and heun]")
 @click.option("--eta", type=FiniteFloat(0.0, 1.0), default=0.0, show_default=True,
               help="DDIM noise: 0 deterministic, 1 DDPM's variance")
 @sample_options
@@ -49,19 +53,22 @@ def sample_diffusion(model_dir, sampler, steps, eta, num, seed, label, guidance,
     check_output_name(out)
     if gif is not None:
         check_output_name(gif, "--gif", (".gif",))
-    if eta and sampler != "ddim":
+    if eta and sampler not in (None, "ddim"):
         raise AigcError("--eta applies to --sampler ddim only")
     import_tensorflow_quietly()
+    from ..diffusion.family import checked_sampler
+    from ..diffusion.pipeline import evaluations
     from ..families import get_family
     from ..imaging import grid, save_gif, save_images, to_uint8
     from ..training.model_dir import ModelDir
 
     family = get_family("diffusion")
     model = ModelDir(model_dir).load_model("diffusion")
-    steps = steps or (model.schedule.timesteps if sampler == "ddpm" else 50)
+    chosen, sampler, steps = checked_sampler(model, sampler, steps, eta)
+    rows = evaluations(chosen, steps)
     columns = model.num_classes if model.num_classes and label is None else None
     frames, bar = [], None
-    keep = {round(i * (steps - 1) / (GIF_FRAMES - 1)) for i in range(GIF_FRAMES)} if gif else set()
+    keep = {round(i * (rows - 1) / (GIF_FRAMES - 1)) for i in range(GIF_FRAMES)} if gif else set()
 
     def on_step(i, x):
         if i in keep:
@@ -70,7 +77,7 @@ def sample_diffusion(model_dir, sampler, steps, eta, num, seed, label, guidance,
             bar.update(1)
 
     if progress:
-        with click.progressbar(length=steps, label=f"{sampler} x{steps}", file=sys.stderr) as bar:
+        with click.progressbar(length=rows, label=f"{sampler} x{steps}", file=sys.stderr) as bar:
             images, labels, columns = family.sample(model, num, seed, label, sampler, steps, eta, guidance, on_step)
     else:
         images, labels, columns = family.sample(model, num, seed, label, sampler, steps, eta, guidance,

@@ -42,8 +42,9 @@ Examples:
 @click.option("--subset-size", default=1000, show_default=True, type=click.IntRange(min=2),
               help="KID subset size (at most half of each set)")
 @click.option("--precision-recall", is_flag=True, help="also k-NN precision and recall (k=3)")
-@click.option("--sampler", type=click.Choice(SAMPLERS), help="diffusion: sampler [default: ddim]")
-@click.option("--steps", type=click.IntRange(min=1), help="diffusion: sampling steps [default: 50; T for ddpm]")
+@click.option("--sampler", type=click.Choice(SAMPLERS),
+              help="diffusion: sampler [default: ddim for DDPM models, euler for flow models]")
+@click.option("--steps", type=click.IntRange(min=1), help="diffusion: sampling steps [default: the sampler's]")
 @click.option("--eta", type=FiniteFloat(0.0, 1.0), help="diffusion: DDIM noise")
 @click.option("--guidance", type=FiniteFloat(), help="diffusion: classifier-free guidance weight (conditional models)")
 @click.option("--data", "data_spec", help="text models: text spec to score [default: the validation split]")
@@ -97,8 +98,9 @@ def evaluate(model_dir, num, seed, classifier_dir, subsets, subset_size, precisi
         model = source["model"]()
         options = {}
         if family_name == "diffusion":
-            sampler = sampler or "ddim"
-            steps = steps or (model.schedule.timesteps if sampler == "ddpm" else 50)
+            from ..diffusion.family import checked_sampler
+
+            _, sampler, steps = checked_sampler(model, sampler, steps, eta or 0.0)
             options = {"sampler": sampler, "steps": steps, "eta": eta or 0.0, "guidance": guidance}
 
         def sample(n, s):

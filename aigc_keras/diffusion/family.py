@@ -12,23 +12,34 @@ from ..imaging import grid, to_uint8
 from ..inputs import noise_and_labels
 from ..training.family import ImageFamily, data_epochs, load_image_data
 from ..training.precision import loss_scaled
-from .config import EXPORT_SAMPLERS, DiffusionConfig
+from .config import (
+    EXPORT_SAMPLERS,
+    GUIDANCE,
+    DiffusionConfig,
+    check_sampler,
+    default_sampler,
+)
 from .model import DiffusionModel
 from .pipeline import generate_fn, generate_steps
-from .samplers import DDIMSampler, make_sampler
+from .samplers import DDIMSampler, EulerSampler, make_sampler
 from .unet import UNet, check_image_size
 
 PREVIEW_STEPS = 25
 
 
-def checked_sampler(model: DiffusionModel, name: str, steps: int, eta: float = 0.0):
-    """The sampler `name` for `model`'s schedule, with `steps` checked against T (one error line)."""
+def checked_sampler(model: DiffusionModel, name: str | None, steps: int | None, eta: float = 0.0):
+    """(sampler, its name, steps): `name` (default: the model's objective's) checked against the
+    model's objective and `steps` (default: the sampler's) against its grid, with one-line errors."""
+    default, default_steps = default_sampler(model.objective)
+    name = name or default
+    check_sampler(model.objective, name)
+    steps = steps or (model.schedule.timesteps if name == "ddpm" else default_steps)
     try:
         sampler = make_sampler(name, model.schedule, eta)
         sampler.timesteps(steps)
     except ValueError as e:
         raise AigcError(str(e)) from None
-    return sampler
+    return sampler, name, steps
 
 
 class DiffusionFamily(ImageFamily):
@@ -39,7 +50,7 @@ class DiffusionFamily(ImageFamily):
                     "fault with a conditional model, a failed DIV with dpm++); use --quantize dynamic or float16")
 
     def load_data(self, config: DiffusionConfig):
-        return load_image_data(config, lambda shape: check_image_size(shape, config.levels))
+        return load_image_data(config, lambda shape: check_image_size(shape, config.levels, config.patch))
 
     def dataset(self, config: DiffusionConfig, data, global_batch_size: int, start_epoch: int = 0):
         return data_epochs(config, data, global_batch_size, start_epoch)
@@ -47,22 +58,26 @@ class DiffusionFamily(ImageFamily):
     def build(self, config: DiffusionConfig, data_info: dict) -> DiffusionModel:
         num_classes = len(data_info["class_names"]) if config.conditional else 0
         network = UNet(data_info["image_shape"], config.base_filters, config.levels, config.res_blocks,
-                       config.attention, num_classes, name="network")
+                       config.attention, num_classes, config.patch, name="network")
         model = DiffusionModel(
             network,
             schedule=config.schedule,
             timesteps=config.timesteps,
-            prediction=config.prediction,
+            objective=config.objective,
             label_dropout=config.label_dropout,
             ema_momentum=config.ema_momentum if config.ema else None,
             seed=config.seed,
+            time_sampling=config.time_sampling,
+            loss_weighting=config.loss_weighting,
+            min_snr_gamma=config.min_snr_gamma,
         )
-        model.compile(optimizer=loss_scaled(keras.optimizers.Adam(config.learning_rate), config.precision))
+        model.compile(optimizer=loss_scaled(keras.optimizers.Adam(learning_rate(config, data_info)), config.precision))
         return model
 
-    def sample(self, model: DiffusionModel, num: int, seed: int, label: int | None = None, sampler: str = "ddim",
-               steps: int = 50, eta: float = 0.0, guidance: float | None = None, on_step=None):
-        """(uint8 images [N, H, W, C], labels or None, grid columns) from a trained model.
+    def sample(self, model: DiffusionModel, num: int, seed: int, label: int | None = None, sampler: str | None = None,
+               steps: int | None = None, eta: float = 0.0, guidance: float | None = None, on_step=None):
+        """(uint8 images [N, H, W, C], labels or None, grid columns) from a trained model; the
+        sampler and its steps default to the objective's (`config.default_sampler`).
 
         `on_step(i, x)` runs the loop step by step (progress bars, GIF frames); without it the
         whole loop is one graph.
@@ -71,7 +86,7 @@ class DiffusionFamily(ImageFamily):
         if guidance is not None and not num_classes:
             raise AigcError("--guidance needs a conditional model (train with --conditional)")
         noise, labels = noise_and_labels(num, model.image_shape, seed, num_classes, label)
-        chosen = checked_sampler(model, sampler, steps, eta)
+        chosen, _, steps = checked_sampler(model, sampler, steps, eta)
         labels_t = None if labels is None else tf.constant(labels)
         guidance_t = None if guidance is None else tf.constant(guidance, tf.float32)
         if on_step is None:
@@ -92,38 +107,43 @@ class DiffusionFamily(ImageFamily):
         return {**options, "guidance": 1.0} if model.num_classes else options
 
     def monitor_sample_options(self, model: DiffusionModel) -> dict:
-        return {"steps": min(PREVIEW_STEPS, model.schedule.timesteps), "guidance": 3.0 if model.num_classes else None}
+        steps = PREVIEW_STEPS if model.objective == "flow" else min(PREVIEW_STEPS, model.schedule.timesteps)
+        return {"steps": steps, "guidance": GUIDANCE if model.num_classes else None}
 
     def preview(self, model: DiffusionModel, config: DiffusionConfig, data_info: dict):
         num = 10 * model.num_classes if model.num_classes else 64
         images, _, columns = self.sample(model, num, config.seed, **self.monitor_sample_options(model))
         return grid(images, columns)
 
-    def export_spec(self, model: DiffusionModel, run: dict, steps: int = 25, sampler: str = "ddim", batch: int = 1):
-        """`generate` (the whole sampler, one WHILE loop) and `denoise_step`, for `batch` images per
-        call: every tensor, the loop's carried ones too, has a fixed size, as LiteRT's CompiledModel
-        API needs."""
-        if sampler not in EXPORT_SAMPLERS:
+    def export_spec(self, model: DiffusionModel, run: dict, steps: int | None = None, sampler: str | None = None,
+                    batch: int = 1):
+        """`generate` (the whole sampler, one WHILE loop) and `denoise_step` (one step of the
+        objective's one-step sampler: DDIM, or Euler for a flow), for `batch` images per call: every
+        tensor, the loop's carried ones too, has a fixed size, as LiteRT's CompiledModel API needs."""
+        if sampler is not None and sampler not in EXPORT_SAMPLERS:
             raise AigcError(
                 f"--sampler {sampler} draws fresh noise at every step; export a deterministic sampler "
                 f"({' or '.join(EXPORT_SAMPLERS)})"
             )
-        chosen = checked_sampler(model, sampler, steps)
+        chosen, sampler, steps = checked_sampler(model, sampler, steps)
         generate = generate_fn(model, chosen, steps)
-        ddim_step = DDIMSampler(model.schedule)
+        flow = model.objective == "flow"
+        one_step = EulerSampler() if flow else DDIMSampler(model.schedule)
         shape, num_classes = list(model.image_shape), model.num_classes
         noise_spec = tf.TensorSpec([batch, *shape], tf.float32, name="noise")
         x_spec = tf.TensorSpec([batch, *shape], tf.float32, name="x")
-        t_specs = [tf.TensorSpec([], tf.int32, name="t"), tf.TensorSpec([], tf.int32, name="t_prev")]
+        time = tf.float32 if flow else tf.int32
+        t_specs = [tf.TensorSpec([], time, name="t"), tf.TensorSpec([], time, name="t_prev")]
         cond_specs = [tf.TensorSpec([batch], tf.int32, name="label"), tf.TensorSpec([], tf.float32, name="guidance")]
 
         def outputs(x):
             return {"images": uint8_images(x), "images_float": x}
 
         def denoise(x, t, t_prev, labels=None, guidance=None):
-            eps = model.predict_eps(x, t, labels, guidance)
-            x_prev, _ = ddim_step.step(eps, t, t_prev, x)
-            return {"x_prev": x_prev, "images": uint8_images(ddim_step.x0_from_eps(eps, t, x))}
+            prediction = model.predict(one_step.prediction, x, t, labels, guidance)
+            x_prev, _ = one_step.step(prediction, t, t_prev, x)
+            x0 = one_step.x0(prediction, t, x) if flow else one_step.x0_from_eps(prediction, t, x)
+            return {"x_prev": x_prev, "images": uint8_images(x0)}
 
         if num_classes:
             @tf.function(input_signature=[noise_spec, *cond_specs])
@@ -143,28 +163,27 @@ class DiffusionFamily(ImageFamily):
                 return denoise(x, t, t_prev)
 
         noise, labels = noise_and_labels(batch, shape, seed=0, num_classes=num_classes)
-        ts, t_prevs = chosen.timesteps(steps)
-        cond = {} if labels is None else {"label": labels, "guidance": np.array(3.0, np.float32)}
-        middle = len(ts) // 2
+        ts, t_prevs = one_step.timesteps(steps)
+        cond = {} if labels is None else {"label": labels, "guidance": np.array(GUIDANCE, np.float32)}
+        dtype = np.float32 if flow else np.int32
         endpoints = [
             Endpoint("generate", generate_signature, [{"noise": noise, **cond}],
                      f"noise ~ N(0, 1) [{batch}, H, W, C] (+ label [{batch}] int32, guidance w) -> images uint8 and "
                      f"images_float in [-1, 1], after {steps} {sampler} steps"),
             Endpoint("denoise_step", denoise_step,
-                     [{"x": noise, "t": np.array(ts[i], np.int32), "t_prev": np.array(t_prevs[i], np.int32), **cond}
-                      for i in (0, middle)],
-                     "one DDIM (eta=0) step x_t -> x_prev, and images: the current estimate of x_0"),
+                     [{"x": noise, "t": np.array(ts[i], dtype), "t_prev": np.array(t_prevs[i], dtype), **cond}
+                      for i in (0, len(ts) // 2)],
+                     f"one {'Euler' if flow else 'DDIM (eta=0)'} step x_t -> x_prev, and images: the current "
+                     "estimate of x_0"),
         ]
         metadata = {
             "batch": batch,
             "image_shape": shape,
-            "noise": "noise: float32 [batch, H, W, C], independent standard normal values (x_T)",
+            "noise": "noise: float32 [batch, H, W, C], independent standard normal values (x_T, or x_1 of a flow)",
+            "objective": model.objective,
             "sampler": sampler,
             "steps": steps,
-            "timesteps": [int(t) for t in ts],
-            "schedule": {"name": model.schedule.name, "timesteps": model.schedule.timesteps,
-                         "alphas_cumprod": [float(a) for a in model.schedule.alphas_cumprod]},
-            "prediction": model.prediction,
+            "timesteps": [float(t) if flow else int(t) for t in ts],  # denoise_step's t; t_prev is the next
             "conditional": bool(num_classes),
             "num_classes": num_classes,
             "null_label": num_classes if num_classes else None,
@@ -172,4 +191,19 @@ class DiffusionFamily(ImageFamily):
             "ema": model.ema_network is not None,
             "config": run["config"],
         }
+        if not flow:
+            metadata["schedule"] = {"name": model.schedule.name, "timesteps": model.schedule.timesteps,
+                                    "alphas_cumprod": [float(a) for a in model.schedule.alphas_cumprod]}
         return model.denoiser, endpoints, metadata
+
+
+def learning_rate(config: DiffusionConfig, data_info: dict):
+    """The Adam learning rate: constant, or a linear warm-up to `config.learning_rate` and a cosine decay
+    to 0 at the run's last step."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    steps = config.steps_per_epoch or data_info["num_examples"] // config.batch_size
+    total = max(config.epochs * steps, config.warmup_steps + 1)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if config.warmup_steps else config.learning_rate, total - config.warmup_steps,
+        warmup_target=config.learning_rate if config.warmup_steps else None, warmup_steps=config.warmup_steps)

@@ -1,4 +1,4 @@
-"""The diffusion model as one `keras.Model`: `fit` trains the denoiser with the DDPM objective."""
+"""The diffusion model as one `keras.Model`: `fit` trains the denoiser with the DDPM or the flow objective."""
 
 from __future__ import annotations
 
@@ -8,40 +8,61 @@ import tensorflow as tf
 
 from ..networks import OneOptimizerModel, ema_copy
 from ..training.distributed import dense_gradients, replica_noise, update_ema
-from .config import PREDICTIONS
+from .config import OBJECTIVES
 from .schedules import NoiseSchedule
+
+FLOW_TIME_SCALE = 1000.0  # a flow's t in [0, 1] is shown to the network as 1000 t, the range of DDPM's steps
 
 
 @keras.saving.register_keras_serializable("aigc_keras")
 class DiffusionModel(OneOptimizerModel):
-    """A U-Net denoiser trained to undo `schedule`'s noise (Ho et al., 2020, Algorithm 1).
+    """A U-Net denoiser trained to undo noise: DDPM (Ho et al., 2020, Algorithm 1) or rectified flow.
 
-    Each `train_step` draws t ~ U{0..T-1} and eps ~ N(0, I) per image, forms
-    x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps and regresses the network on eps
-    (or on v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0, Salimans & Ho 2022) with
-    a mean squared error averaged over the global batch. A conditional model replaces the label
-    by the null class with probability `label_dropout`, so one network also learns the
-    unconditional score that classifier-free guidance needs. With `ema_momentum`, an
+    DDPM (`objective` eps or v): each `train_step` draws t ~ U{0..T-1} and eps ~ N(0, I) per image,
+    forms x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps and regresses the network on eps
+    (or on v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0, Salimans & Ho 2022), each t
+    weighted by min(SNR_t, gamma) / SNR_t (min(SNR_t, gamma) / (SNR_t + 1) for v) with
+    `loss_weighting="min-snr"` (Hang et al. 2023). Flow (`objective="flow"`, rectified flow: Liu et
+    al. 2022, Lipman et al. 2023): t in [0, 1] uniform or logit-normal (SD3, Esser et al. 2024),
+    x_t = (1 - t) x_0 + t eps, and the network regresses the velocity v = eps - x_0.
+
+    The loss is a mean squared error averaged over the global batch. A conditional model replaces
+    the label by the null class with probability `label_dropout`, so one network also learns the
+    unconditional prediction that classifier-free guidance needs. With `ema_momentum`, an
     exponential moving average of the network is kept for sampling and export.
     """
 
-    def __init__(self, network, schedule="linear", timesteps=1000, prediction="eps", label_dropout=0.1,
-                 ema_momentum=None, seed=0, **kwargs):
+    def __init__(self, network, schedule="linear", timesteps=1000, objective="eps", label_dropout=0.1,
+                 ema_momentum=None, seed=0, time_sampling="uniform", loss_weighting="none", min_snr_gamma=5.0,
+                 prediction=None, **kwargs):
         super().__init__(**kwargs)
-        if prediction not in PREDICTIONS:
-            raise ValueError(f"unknown prediction {prediction!r}: use one of {', '.join(PREDICTIONS)}")
+        objective = prediction or objective  # models saved before `objective` called it `prediction`
+        if objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
         self.network = network
         self.schedule = NoiseSchedule(schedule, timesteps)
-        self.prediction = prediction
+        self.objective = objective
+        self.time_sampling = time_sampling
+        self.loss_weighting = loss_weighting
+        self.min_snr_gamma = min_snr_gamma
         self.label_dropout = label_dropout
         self.ema_momentum = ema_momentum
         self.seed = seed
         self.ema_network = ema_copy(network, "ema_network") if ema_momentum else None
         # Tables from float64, not 1 - alpha_bar at run time (see samplers.py: float16 exports).
-        self._sqrt_alpha_bar = tf.constant(np.sqrt(self.schedule.alphas_cumprod), tf.float32)
-        self._sqrt_one_minus = tf.constant(np.sqrt(1.0 - self.schedule.alphas_cumprod), tf.float32)
+        alpha_bar = self.schedule.alphas_cumprod
+        self._sqrt_alpha_bar = tf.constant(np.sqrt(alpha_bar), tf.float32)
+        self._sqrt_one_minus = tf.constant(np.sqrt(1.0 - alpha_bar), tf.float32)
+        snr = alpha_bar / (1.0 - alpha_bar)
+        divisor = snr + 1.0 if objective == "v" else snr
+        self._min_snr_weight = tf.constant(np.minimum(snr, min_snr_gamma) / divisor, tf.float32)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.built = True
+
+    @property
+    def predictions(self) -> tuple[str, ...]:
+        """What the samplers can ask of this model: "velocity" for a flow, "eps" for DDPM."""
+        return ("velocity",) if self.objective == "flow" else ("eps",)
 
     @property
     def metrics(self):
@@ -73,19 +94,18 @@ class DiffusionModel(OneOptimizerModel):
         batch = tf.shape(x0)[0]
         step = tf.convert_to_tensor(self.optimizer.iterations)
         u = replica_noise("uniform", batch, [], self.seed, step, salt=0)
-        t = tf.minimum(tf.cast(u * self.schedule.timesteps, tf.int32), self.schedule.timesteps - 1)
         eps = replica_noise("normal", batch, self.image_shape, self.seed, step, salt=1)
-        sqrt_ab = tf.reshape(tf.gather(self._sqrt_alpha_bar, t), [-1, 1, 1, 1])
-        sqrt_one_minus = tf.reshape(tf.gather(self._sqrt_one_minus, t), [-1, 1, 1, 1])
-        x_t = sqrt_ab * x0 + sqrt_one_minus * eps
-        target = eps if self.prediction == "eps" else sqrt_ab * eps - sqrt_one_minus * x0
-        inputs = [x_t, t]
+        if self.objective == "flow":
+            x_t, t_network, target, weight = self._flow_example(x0, eps, u, step)
+        else:
+            x_t, t_network, target, weight = self._ddpm_example(x0, eps, u)
+        inputs = [x_t, t_network]
         if self.num_classes:
             drop = replica_noise("uniform", batch, [], self.seed, step, salt=2) < self.label_dropout
             inputs.append(tf.where(drop, self.num_classes, tf.cast(labels, tf.int32)))
         with tf.GradientTape() as tape:
             pred = tf.cast(self.network(inputs, training=True), tf.float32)
-            per_example = tf.reduce_mean(tf.square(pred - target), axis=[1, 2, 3])
+            per_example = weight * tf.reduce_mean(tf.square(pred - target), axis=[1, 2, 3])
             loss = self.optimizer.scale_loss(tf.nn.compute_average_loss(per_example))  # x loss scale (fp16)
         weights = self.network.trainable_weights
         self.optimizer.apply(dense_gradients(tape.gradient(loss, weights)), weights)
@@ -94,24 +114,55 @@ class DiffusionModel(OneOptimizerModel):
         self.loss_tracker.update_state(tf.reduce_mean(per_example))
         return {"loss": self.loss_tracker.result()}
 
-    def predict_eps(self, x, t, labels=None, guidance=None):
-        """eps predicted by the denoiser at step t (a scalar) for x_t [N, ...].
+    def _ddpm_example(self, x0, eps, u):
+        """(x_t, network time, target, loss weight) for t ~ U{0..T-1}."""
+        t = tf.minimum(tf.cast(u * self.schedule.timesteps, tf.int32), self.schedule.timesteps - 1)
+        sqrt_ab = tf.reshape(tf.gather(self._sqrt_alpha_bar, t), [-1, 1, 1, 1])
+        sqrt_one_minus = tf.reshape(tf.gather(self._sqrt_one_minus, t), [-1, 1, 1, 1])
+        x_t = sqrt_ab * x0 + sqrt_one_minus * eps
+        target = eps if self.objective == "eps" else sqrt_ab * eps - sqrt_one_minus * x0
+        weight = tf.gather(self._min_snr_weight, t) if self.loss_weighting == "min-snr" else tf.ones_like(u)
+        return x_t, tf.cast(t, tf.float32), target, weight
 
-        With labels and `guidance` w, classifier-free guidance (Ho & Salimans, 2022):
-        eps = eps_uncond + w (eps_cond - eps_uncond), both from one batched network call.
-        """
-        n = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]  # static when it can be (LiteRT)
-        t_batch = tf.fill([n], tf.cast(t, tf.int32))
-        if labels is None:
-            out = self.denoiser([x, t_batch], training=False)
-        elif guidance is None:
-            out = self.denoiser([x, t_batch, labels], training=False)
+    def _flow_example(self, x0, eps, u, step):
+        """(x_t, network time, target, loss weight) for t in [0, 1]: x_t = (1 - t) x_0 + t eps, v = eps - x_0."""
+        if self.time_sampling == "logit-normal":
+            n = replica_noise("normal", tf.shape(x0)[0], [], self.seed, step, salt=3)
+            t = tf.sigmoid(n)
         else:
-            both = self.denoiser([tf.concat([x, x], 0), tf.concat([t_batch, t_batch], 0),
-                                  tf.concat([labels, tf.fill([n], self.num_classes)], 0)], training=False)
-            cond, uncond = both[:n], both[n:]
-            out = uncond + guidance * (cond - uncond)
-        if self.prediction == "v":  # eps = sqrt(alpha_bar) v + sqrt(1 - alpha_bar) x_t
+            t = u
+        t4 = tf.reshape(t, [-1, 1, 1, 1])
+        return (1.0 - t4) * x0 + t4 * eps, FLOW_TIME_SCALE * t, eps - x0, tf.ones_like(t)
+
+    def _network(self, x, t_network, labels=None, guidance=None):
+        """The denoiser's output at network time `t_network` (a scalar), with classifier-free guidance
+        (Ho & Salimans, 2022) when labels and `guidance` w are given: out_uncond + w (out_cond - out_uncond),
+        both from one batched network call."""
+        n = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]  # static when it can be (LiteRT)
+        t_batch = tf.fill([n], tf.cast(t_network, tf.float32))
+        if labels is None:
+            return self.denoiser([x, t_batch], training=False)
+        if guidance is None:
+            return self.denoiser([x, t_batch, labels], training=False)
+        both = self.denoiser([tf.concat([x, x], 0), tf.concat([t_batch, t_batch], 0),
+                              tf.concat([labels, tf.fill([n], self.num_classes)], 0)], training=False)
+        cond, uncond = both[:n], both[n:]
+        return uncond + guidance * (cond - uncond)
+
+    def predict(self, kind: str, x, t, labels=None, guidance=None):
+        """The sampler's quantity `kind` ("eps" or "velocity", see `predictions`) at (x, t)."""
+        if kind not in self.predictions:
+            raise ValueError(f"a model trained with objective {self.objective!r} predicts {self.predictions[0]}, "
+                             f"not {kind}")
+        if kind == "velocity":
+            return self._network(x, FLOW_TIME_SCALE * tf.cast(t, tf.float32), labels, guidance)
+        return self.predict_eps(x, t, labels, guidance)
+
+    def predict_eps(self, x, t, labels=None, guidance=None):
+        """eps predicted by a DDPM-trained denoiser at step t (a scalar) for x_t [N, ...], guided as
+        `_network` says; a v-prediction is turned into eps = sqrt(alpha_bar) v + sqrt(1 - alpha_bar) x_t."""
+        out = self._network(x, t, labels, guidance)
+        if self.objective == "v":
             t = tf.cast(t, tf.int32)
             out = tf.gather(self._sqrt_alpha_bar, t) * out + tf.gather(self._sqrt_one_minus, t) * x
         return out
@@ -122,7 +173,10 @@ class DiffusionModel(OneOptimizerModel):
             "network": keras.saving.serialize_keras_object(self.network),
             "schedule": self.schedule.name,
             "timesteps": self.schedule.timesteps,
-            "prediction": self.prediction,
+            "objective": self.objective,
+            "time_sampling": self.time_sampling,
+            "loss_weighting": self.loss_weighting,
+            "min_snr_gamma": self.min_snr_gamma,
             "label_dropout": self.label_dropout,
             "ema_momentum": self.ema_momentum,
             "seed": self.seed,

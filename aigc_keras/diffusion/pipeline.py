@@ -17,13 +17,19 @@ from .samplers import Sampler
 
 
 def step_fn(model: DiffusionModel, sampler: Sampler):
-    """One reverse step: (x_t, t, t_prev, noise, state, labels, guidance) -> (x_prev, state)."""
+    """One row of the sampler's grid: (x_t, t, t_prev, noise, state, labels, guidance) -> (x_prev, state).
+    The model gives the quantity the sampler asks for (`sampler.prediction`)."""
 
     def step(x, t, t_prev, noise, state, labels=None, guidance=None):
-        eps = model.predict_eps(x, t, labels, guidance)
-        return sampler.step(eps, t, t_prev, x, noise, state)
+        prediction = model.predict(sampler.prediction, x, t, labels, guidance)
+        return sampler.step(prediction, t, t_prev, x, noise, state)
 
     return step
+
+
+def evaluations(sampler: Sampler, num_steps: int) -> int:
+    """Network evaluations (rows of the grid) of `num_steps` sampler steps: twice the steps for Heun."""
+    return len(sampler.timesteps(num_steps)[0])
 
 
 def _step_noise(x, seed, i):
@@ -38,6 +44,7 @@ def generate_fn(model: DiffusionModel, sampler: Sampler, num_steps: int) -> Call
     stochastic ones draw each step's noise from `seed`.
     """
     ts, t_prevs = (tf.constant(a) for a in sampler.timesteps(num_steps))
+    rows = int(ts.shape[0])
     step = step_fn(model, sampler)
 
     def generate(noise, labels=None, guidance=None, seed=0):
@@ -48,8 +55,8 @@ def generate_fn(model: DiffusionModel, sampler: Sampler, num_steps: int) -> Call
             return i + 1, x, state
 
         state = sampler.initial_state(noise)
-        _, x, _ = tf.while_loop(lambda i, x, state: i < num_steps, body, (tf.constant(0), noise, state),
-                                maximum_iterations=num_steps)
+        _, x, _ = tf.while_loop(lambda i, x, state: i < rows, body, (tf.constant(0), noise, state),
+                                maximum_iterations=rows)
         return x
 
     return generate
@@ -65,7 +72,7 @@ def generate_steps(model: DiffusionModel, sampler: Sampler, num_steps: int, nois
     compiled = tf.function(step_fn(model, sampler))
     x = tf.convert_to_tensor(noise)
     state = sampler.initial_state(x)
-    for i in range(num_steps):
+    for i in range(len(ts)):
         fresh = _step_noise(x, seed, tf.constant(i)) if sampler.stochastic else None
         x, state = compiled(x, tf.constant(ts[i]), tf.constant(t_prevs[i]), fresh, state, labels, guidance)
         if on_step is not None:

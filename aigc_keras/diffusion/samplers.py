@@ -1,15 +1,18 @@
-"""Samplers: one reverse step x_t -> x_{t_prev} from a noise prediction, like diffusers' schedulers.
+"""Samplers: one reverse step x_t -> x_{t_prev} from the network's prediction, like diffusers' schedulers.
 
-A sampler knows the schedule (alpha_bar) and nothing of the network or of how it was trained:
-the pipeline hands it `eps`, the predicted noise. Every sampler has
+A sampler knows its time grid and nothing of the network or of how it was trained: the
+pipeline hands it the quantity it names in `prediction` ("eps", the predicted noise of a DDPM
+schedule, or "velocity", dx/dt of a flow), evaluated at (x, t). Every sampler has
 
-    timesteps(num_steps) -> (t, t_prev)          int arrays, descending; the last t_prev is -1
+    timesteps(num_steps) -> (t, t_prev)          the network is evaluated once per row, at t
     initial_state(x)     -> tuple of tensors      what a multistep method carries between steps
-    step(eps, t, t_prev, x, noise, state) -> (x_prev, state)
+    step(pred, t, t_prev, x, noise, state) -> (x_prev, state)
 
-with `t`, `t_prev` scalar int tensors (alpha_bar at -1 is 1: no noise) and `noise` a standard
-normal tensor like `x`, used only by stochastic samplers. The predicted x_0 is clipped to the
-data range [-1, 1] before it is used (as in DDPM's reference code).
+The DDPM samplers (ddpm, ddim, dpm++) step on the integer grid 0..T-1 of a `NoiseSchedule`
+(alpha_bar at -1 is 1: no noise); `noise` is a standard normal tensor like `x`, used only by
+stochastic samplers, and the predicted x_0 is clipped to the data range [-1, 1] before it is used
+(as in DDPM's reference code). The flow samplers (euler, heun) integrate dx/dt = v(x, t) on
+continuous time from t = 1 (noise) to t = 0 (data).
 
 sqrt(alpha_bar), sqrt(1 - alpha_bar) and lambda are tables computed in float64, never
 `1 - alpha_bar` at run time: in a float16 LiteRT file alpha_bar near t = 0 rounds to 1 and the
@@ -26,7 +29,10 @@ from .schedules import NoiseSchedule
 
 
 class Sampler:
+    """A sampler of a DDPM-trained model: it steps on `schedule`'s integer grid from eps."""
+
     stochastic = False
+    prediction = "eps"
 
     def __init__(self, schedule: NoiseSchedule):
         self.schedule = schedule
@@ -140,11 +146,68 @@ class DPMSolverPP2MSampler(Sampler):
         return x_prev, (x0, h, tf.ones([], tf.float32))
 
 
-def make_sampler(name: str, schedule: NoiseSchedule, eta: float = 0.0) -> Sampler:
+class EulerSampler:
+    """Euler's method on the flow ODE dx/dt = v(x, t) (rectified flow: x_t = (1 - t) x_0 + t eps,
+    v = eps - x_0), on `num_steps` equal steps from t = 1 to t = 0: x_prev = x + (t_prev - t) v."""
+
+    stochastic = False
+    prediction = "velocity"
+
+    def timesteps(self, num_steps: int):
+        if num_steps < 1:
+            raise ValueError(f"--steps must be >= 1, got {num_steps}")
+        t = np.linspace(1.0, 0.0, num_steps + 1).astype(np.float32)
+        return t[:-1], t[1:]
+
+    def initial_state(self, x):
+        return ()
+
+    def step(self, velocity, t, t_prev, x, noise=None, state=()):
+        return x + (t_prev - t) * velocity, state
+
+    @staticmethod
+    def x0(velocity, t, x):
+        """The current estimate of x_0 = x_t - t v, clipped to the data range."""
+        return tf.clip_by_value(x - t * velocity, -1.0, 1.0)
+
+
+class HeunSampler(EulerSampler):
+    """Heun's method (the trapezoid rule, Karras et al. 2022): an Euler step from t to t_prev, then a
+    correction with the velocity there, x_prev = x + (t_prev - t) (v(x, t) + v(x_euler, t_prev)) / 2.
+    Two network evaluations per step, second order.
+
+    Each step is two rows of `timesteps` (the network runs once per row, like every sampler): a
+    predictor row (t_i, t_{i+1}) and a corrector row (t_{i+1}, t_i). The state carries the step's
+    start and first velocity, and which row comes next.
+    """
+
+    def timesteps(self, num_steps: int):
+        t, t_next = super().timesteps(num_steps)
+        evaluate = np.stack([t, t_next], axis=1).reshape(-1)
+        other = np.stack([t_next, t], axis=1).reshape(-1)
+        return evaluate, other
+
+    def initial_state(self, x):
+        return (tf.zeros_like(x), tf.zeros_like(x), tf.zeros([], tf.float32))
+
+    def step(self, velocity, t, t_other, x, noise=None, state=()):
+        x_start, v_start, correcting = state
+        predicted = x + (t_other - t) * velocity  # predictor: from (x, t) to t_other = t_{i+1}
+        corrected = x_start + (t - t_other) * (v_start + velocity) / 2.0  # corrector: t = t_{i+1}, t_other = t_i
+        x_next = tf.where(correcting > 0, corrected, predicted)
+        state = (tf.where(correcting > 0, x_start, x), tf.where(correcting > 0, v_start, velocity), 1.0 - correcting)
+        return x_next, state
+
+
+def make_sampler(name: str, schedule: NoiseSchedule | None = None, eta: float = 0.0):
     if name == "ddpm":
         return DDPMSampler(schedule)
     if name == "ddim":
         return DDIMSampler(schedule, eta)
     if name == "dpm++":
         return DPMSolverPP2MSampler(schedule)
+    if name == "euler":
+        return EulerSampler()
+    if name == "heun":
+        return HeunSampler()
     raise ValueError(f"unknown sampler {name!r}: use one of {', '.join(SAMPLERS)}")

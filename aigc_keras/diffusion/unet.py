@@ -1,7 +1,10 @@
 """The U-Net denoiser of DDPM (Ho et al., 2020), sized for small images and CPUs.
 
-Inputs: x_t [N, H, W, C], the step t [N] int32 (and a label [N] int32 when conditional);
-output: the network's prediction (noise eps, or v) [N, H, W, C]. Residual blocks with
+Inputs: x_t [N, H, W, C], the time t [N] float32 (a DDPM step 0..T-1, or 1000 t for a flow's
+t in [0, 1]; models saved with an int32 t load too), and a label [N] int32 when conditional;
+output: the network's prediction (noise eps, v, or a flow's velocity) [N, H, W, C]. With
+`patch` p > 1 the image is first folded into [H/p, W/p, p*p*C] (space-to-depth) and unfolded at
+the end, so that no level runs at full resolution. Residual blocks with
 GroupNorm and swish take a sinusoidal time embedding (plus a class embedding with one extra
 "null" class for classifier-free guidance); `levels` resolutions, each halved by a stride-2
 convolution, with `base_filters` channels at full resolution and twice that below; optional
@@ -42,14 +45,30 @@ def level_filters(base_filters: int, levels: int) -> list[int]:
     return [base_filters * (1 if i == 0 else 2) for i in range(levels)]
 
 
-def check_image_size(image_shape, levels: int) -> None:
+def check_image_size(image_shape, levels: int, patch: int = 1) -> None:
     height, width = image_shape[0], image_shape[1]
-    factor = 2 ** (levels - 1)
+    factor = 2 ** (levels - 1) * patch
     if height % factor or width % factor:
         raise AigcError(
-            f"a {levels}-level U-Net needs height and width divisible by {factor}, got {height}x{width}; "
-            "change --levels"
+            f"a {levels}-level U-Net with --patch {patch} needs height and width divisible by {factor}, got "
+            f"{height}x{width}; change --levels or --patch"
         )
+
+
+def space_to_depth(x, patch: int):
+    """[N, H, W, C] -> [N, H/p, W/p, p*p*C] with Keras layers (RESHAPE and TRANSPOSE in LiteRT)."""
+    height, width, channels = x.shape[1:]
+    x = layers.Reshape((height // patch, patch, width // patch, patch, channels))(x)
+    x = layers.Permute((1, 3, 2, 4, 5))(x)
+    return layers.Reshape((height // patch, width // patch, patch * patch * channels))(x)
+
+
+def depth_to_space(x, patch: int, channels: int):
+    """The inverse of `space_to_depth`."""
+    height, width = x.shape[1], x.shape[2]
+    x = layers.Reshape((height, width, patch, patch, channels))(x)
+    x = layers.Permute((1, 3, 2, 4, 5))(x)
+    return layers.Reshape((height * patch, width * patch, channels))(x)
 
 
 def _groups(channels: int) -> int:
@@ -78,17 +97,17 @@ def _attention(h, name: str):
 class UNet(ConfigNetwork):
     """[x_t, t] (and label when conditional) -> prediction of the same shape as x_t."""
 
-    config_keys = ("image_shape", "base_filters", "levels", "res_blocks", "attention", "num_classes")
+    config_keys = ("image_shape", "base_filters", "levels", "res_blocks", "attention", "num_classes", "patch")
 
     def __init__(self, image_shape, base_filters=32, levels=3, res_blocks=1, attention=True, num_classes=0,
-                 **kwargs):
+                 patch=1, **kwargs):
         image_shape = tuple(image_shape)
-        check_image_size(image_shape, levels)
+        check_image_size(image_shape, levels, patch)
         filters = level_filters(base_filters, levels)
         emb_dim = 4 * base_filters
 
         x_in = keras.Input(image_shape, name="x")
-        t_in = keras.Input((), dtype="int32", name="t")
+        t_in = keras.Input((), dtype="float32", name="t")
         inputs = [x_in, t_in]
         emb = SinusoidalEmbedding(base_filters, name="time_embedding")(t_in)
         emb = layers.Dense(emb_dim, activation="swish", name="time_mlp1")(emb)
@@ -99,7 +118,8 @@ class UNet(ConfigNetwork):
             emb = emb + layers.Embedding(num_classes + 1, emb_dim, name="class_embedding")(label_in)
         emb = layers.Activation("swish")(emb)
 
-        h = layers.Conv2D(filters[0], 3, padding="same", name="stem")(x_in)
+        folded = space_to_depth(x_in, patch) if patch > 1 else x_in
+        h = layers.Conv2D(filters[0], 3, padding="same", name="stem")(folded)
         skips = [h]
         for i, f in enumerate(filters):
             for b in range(res_blocks):
@@ -120,7 +140,10 @@ class UNet(ConfigNetwork):
                 h = layers.UpSampling2D(2, interpolation="nearest")(h)
                 h = layers.Conv2D(filters[i - 1], 3, padding="same", name=f"up{i}_sample")(h)
         h = layers.Activation("swish")(layers.GroupNormalization(_groups(filters[0]), name="out_norm")(h))
-        out = layers.Conv2D(image_shape[-1], 3, padding="same", kernel_initializer="zeros", name="out")(h)
+        out = layers.Conv2D(image_shape[-1] * patch * patch, 3, padding="same", kernel_initializer="zeros",
+                            name="out")(h)
+        if patch > 1:
+            out = depth_to_space(out, patch, image_shape[-1])
         super().__init__(inputs=inputs, outputs=out, **kwargs)
         self.image_shape = image_shape
         self.base_filters = base_filters
@@ -128,3 +151,4 @@ class UNet(ConfigNetwork):
         self.res_blocks = res_blocks
         self.attention = attention
         self.num_classes = num_classes
+        self.patch = patch

@@ -40,7 +40,8 @@ def float32_model(model: keras.Model) -> keras.Model:
 
 def _float32_config(config):
     if isinstance(config, dict):
-        if config.get("class_name") == "DTypePolicy" and str(config.get("config", {}).get("name", "")).startswith("mixed"):
+        name = str(config.get("config", {}).get("name", ""))
+        if config.get("class_name") == "DTypePolicy" and name.startswith("mixed"):
             return {**config, "config": {**config["config"], "name": "float32"}}
         return {key: _float32_config(value) for key, value in config.items()}
     if isinstance(config, list):
