@@ -13,11 +13,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import re
 import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import AigcError
+from .fileio import cannot_write, write_json
 
 MARKER = ".aigc-keras"
 _TEMPORARY = re.compile(r"^\..+\.[^.]+\.(tmp|old)(\..+)?$")  # fileio's temporary names (a crash's leftovers)
@@ -136,8 +140,6 @@ def claim(path: str | Path, layout: Layout) -> None:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     if not (path / MARKER).is_file():
-        from .fileio import write_json
-
         write_json(path / MARKER, {"kind": layout.kind, "written_by": "aigc-keras"})
 
 
@@ -186,3 +188,61 @@ def check_output_file(path: str | Path, flag: str = "--out") -> None:
     if owner is not None:
         folder, layout = owner
         raise AigcError(f"{flag} {path} is part of the {layout.kind} folder {folder}; choose another file name")
+
+
+@contextmanager
+def staged_folder(final: str | Path, layout: Layout):
+    """Yield an empty folder; if the block succeeds, its entries become `final`'s `layout` entries.
+
+    When `final` is new, or holds only what the tool wrote, the whole folder is swapped in at once.
+    When it also holds the user's files (`--force`), or is the current folder, each entry is swapped
+    in on its own (metadata last) and the tool's stale entries are removed; the user's files stay.
+    """
+    final = Path(final).resolve()
+    whole = not final.exists() or (
+        marked_kind(final) == layout.kind and not foreign_entries(final, layout)
+        and final != Path.cwd() and final not in Path.cwd().parents
+    )
+    stage = None
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent if whole else final))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(stage, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
+        yield stage
+        claim(stage, layout)
+        if whole:
+            _swap_whole(stage, final)
+        else:
+            _swap_entries(stage, final, layout)
+    except OSError as e:
+        raise cannot_write(final, e) from None
+    finally:
+        if stage is not None and stage.exists():
+            shutil.rmtree(stage)
+
+
+def _swap_whole(stage: Path, final: Path) -> None:
+    old = None
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+        os.replace(final, old / final.name)
+    os.replace(stage, final)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _swap_entries(stage: Path, final: Path, layout: Layout) -> None:
+    trash = stage / ".replaced"
+    trash.mkdir()
+    new = sorted((p for p in stage.iterdir() if p != trash), key=lambda p: (p.name == "metadata.json", p.name))
+    names = {p.name for p in new}
+    for entry in final.iterdir():  # the tool's entries that this write does not produce again
+        if entry != stage and entry.name != MARKER and entry.name not in names and layout.owns(entry.name):
+            os.replace(entry, trash / entry.name)
+    for entry in new:
+        target = final / entry.name
+        if target.is_dir():
+            os.replace(target, trash / entry.name)
+        os.replace(entry, target)

@@ -4,11 +4,7 @@ After `import aigc_keras.models`, `keras.models.load_model("saved_models/gan/mod
 needs no `custom_objects`. (The package itself stays light: it does not import TensorFlow.)
 """
 
-from .diffusion.model import DiffusionModel
-from .diffusion.unet import SinusoidalEmbedding, UNet
-from .gan.model import GAN
-from .gan.networks import Discriminator, Generator
-from .text.models import LSTMLanguageModel, TransformerLanguageModel
+from . import families
 
-__all__ = ["GAN", "Generator", "Discriminator", "DiffusionModel", "UNet", "SinusoidalEmbedding",
-           "LSTMLanguageModel", "TransformerLanguageModel"]
+for _name in families.NAMES:  # a family's implementation imports (and so registers) its Keras classes
+    families.get_family(_name)

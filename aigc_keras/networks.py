@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 
 class ConfigNetwork(keras.Model):
@@ -21,8 +22,13 @@ def ema_copy(network: keras.Model, name: str) -> keras.Model:
     return copy
 
 
-class OneOptimizerModel(keras.Model):
-    """A model compiled with one optimizer that its `.keras` file saves and restores."""
+class OneOptimizer:
+    """Mixin for a `keras.Model` compiled with one optimizer that its `.keras` file saves and restores.
+
+    A mixin rather than a `keras.Model` subclass: Keras rewrites the bases of a functional
+    subclass (`Model` becomes `Functional`, keras `inject_functional_model_class`), and would rewrite
+    a shared base class for every model that uses it.
+    """
 
     def get_compile_config(self):
         if not self.compiled:
@@ -31,3 +37,31 @@ class OneOptimizerModel(keras.Model):
 
     def compile_from_config(self, config):
         self.compile(optimizer=keras.optimizers.deserialize(config["optimizer"]))
+
+
+@keras.saving.register_keras_serializable("aigc_keras")
+class ReplicaDropout(keras.layers.Layer):
+    """Dropout whose masks differ between replicas.
+
+    `keras.layers.Dropout` draws from one seed generator, and under MirroredStrategy that is the
+    same seed on every replica, so replica r drops the same units of its i-th example as every
+    other replica does. Here the seed is folded with the replica's id.
+    """
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate, self.seed = rate, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=False):
+        if not training or not self.rate:
+            return x
+        context = tf.distribute.get_replica_context()
+        replica = context.replica_id_in_sync_group if context is not None else 0
+        seed = tf.cast(keras.ops.convert_to_tensor(self.seed_generator.next()), tf.int64)
+        seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(replica, tf.int64))
+        keep = tf.random.stateless_uniform(tf.shape(x), seed) >= self.rate
+        return tf.where(keep, x / (1.0 - self.rate), tf.zeros_like(x))
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

@@ -23,7 +23,6 @@ from conftest import make_images
 
 from aigc_keras.cli import main
 from aigc_keras.data import tfds_source
-from aigc_keras.data.idx import write_idx
 
 GAN = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2", "--latent-dim", "8", "--base-filters", "8",
        "--strategy", "default"]
@@ -163,7 +162,7 @@ CASES = [
     ("sample gan --model models/cgan --label 9 --out x.png", "--label must be in 0..1", 1, None),
     ("sample lstm --model models/lstm --temperature nan", "is not a finite number", 2, None),
     ("sample lstm --model models/lstm --top-p 0", "Invalid value for '--top-p'", 2, None),
-    ("sample gan --model models/lstm", "holds a lstm model, not a gan model", 1, None),
+    ("sample gan --model models/lstm", "holds a text model, not a gan model", 1, None),
     ("sample gan --model models/damaged --out x.png", "model.keras is damaged", 1, None),
     ("sample gan --model models/nan --out x.png", "weights that are not finite", 1, None),
     ("sample gan --model models/badtype --out x.png", "config.json: option 'base_filters' must be int", 1, None),
@@ -180,8 +179,9 @@ CASES = [
     ("export diffusion --model models/diff --steps 0 --out exports/d", "Invalid value for '--steps'", 2, None),
     ("export lstm --model models/lstm --out /proc/aigc-keras-test", "cannot write /proc/aigc-keras-test", 1, None),
     # evaluate and info
-    ("evaluate models/lstm --num 10", "apply to image models", 1, None),
-    ("evaluate models/gan --data text:corpus.txt", "--data applies to text models", 1, None),
+    ("evaluate models/lstm --num 10", "--num apply to diffusion or gan models; models/lstm holds a text model", 1,
+     None),
+    ("evaluate models/gan --data text:corpus.txt", "--data apply to text models", 1, None),
     ("evaluate models/gan --guidance 2", "apply to diffusion models", 1, None),
     ("evaluate mine", "mine/config.json is corrupt", 1, None),
     ("evaluate models/missing", "does not exist", 1, None),

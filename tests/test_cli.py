@@ -131,9 +131,9 @@ def test_top_level_cli_py_is_the_console_script():
 
 
 def test_readme_documents_every_option_and_command():
+    from aigc_keras.classifier.config import ClassifierConfig
     from aigc_keras.diffusion.config import DiffusionConfig
     from aigc_keras.gan.config import GANConfig
-    from aigc_keras.metrics.config import ClassifierConfig
     from aigc_keras.text.config import TextConfig
 
     readme = (ROOT / "README.md").read_text()

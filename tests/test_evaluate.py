@@ -72,7 +72,7 @@ def test_kid_curve_during_training_and_evaluate_end_to_end(capsys, tiny):
 @pytest.mark.parametrize("args, message", [
     (["/no/such/dir"], "model folder /no/such/dir does not exist"),
     (["{gan}", "--steps", "10"], "--steps apply to diffusion models"),
-    (["{clf}"], "evaluate takes a generator (gan, diffusion or lstm)"),
+    (["{clf}"], "evaluate takes a generator; "),
     (["{gan}", "--classifier", "/no/such/clf"], "model folder /no/such/clf does not exist"),
 ])
 def test_evaluate_refuses_bad_input_in_one_line(capsys, tiny, args, message):
@@ -116,8 +116,8 @@ def test_shipped_mnist_classifier_classifies_and_separates_real_from_noise():
 def test_classifier_mirrored_step_equals_default_step(tiny):
     import keras
 
-    from aigc_keras.metrics.classifier import ClassifierFamily
-    from aigc_keras.metrics.config import ClassifierConfig
+    from aigc_keras.classifier.config import ClassifierConfig
+    from aigc_keras.classifier.family import ClassifierFamily
     from aigc_keras.training.strategy import resolve_strategy
 
     _, data_spec = tiny

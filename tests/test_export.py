@@ -11,7 +11,7 @@ from aigc_keras.export.runtime import LiteRTModel
 from aigc_keras.gan.config import GANConfig
 from aigc_keras.gan.family import GANFamily
 from aigc_keras.imaging import to_uint8
-from aigc_keras.training.model_dir import ModelDir
+from aigc_keras.model_dir import ModelDir
 from aigc_keras.training.runner import train
 
 
@@ -95,7 +95,7 @@ def test_quantized_exports_report_their_error_and_quality(trained, tmp_path, qua
 
 
 def test_int8_is_refused_where_calibration_cannot_run_the_loop(tmp_path):
-    with pytest.raises(AigcError, match="--quantize int8 is not available for lstm models: TFLite's int8"):
+    with pytest.raises(AigcError, match="--quantize int8 is not available for text models: TFLite's int8"):
         export_trained("lstm", tmp_path / "any", tmp_path / "x", tflite=True, quantize="int8")
 
 

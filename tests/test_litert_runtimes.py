@@ -14,7 +14,7 @@ from aigc_keras.errors import AigcError
 from aigc_keras.export import export_trained, litert
 from aigc_keras.export.runtime import BOUNDARY_DTYPES, LiteRTModel, boundary_problems
 from aigc_keras.families import get_family
-from aigc_keras.training.model_dir import ModelDir
+from aigc_keras.model_dir import ModelDir
 
 DIFFUSION = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2", "--timesteps", "40",
              "--base-filters", "8", "--levels", "2", "--strategy", "default"]

@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
+from aigc_keras.classifier.config import ClassifierConfig
 from aigc_keras.export import export_trained
-from aigc_keras.metrics.config import ClassifierConfig
+from aigc_keras.model_dir import ModelDir
 from aigc_keras.text.config import TextConfig
-from aigc_keras.training.model_dir import ModelDir
 from aigc_keras.training.runner import train
 
 TEXT = "To be, or not to be, that is the question. " * 40

@@ -7,8 +7,8 @@ import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from aigc_keras.errors import AigcError
+from aigc_keras.model_dir import ModelDir
 from aigc_keras.training.callbacks import EpochCheckpoint
-from aigc_keras.training.model_dir import ModelDir
 from aigc_keras.training.runner import train
 
 

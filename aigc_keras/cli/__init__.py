@@ -12,13 +12,15 @@ import sys
 import click
 
 from ..errors import AigcError, reason
-from .app import cli
 
-__all__ = ["cli", "main"]
+__all__ = ["main"]
 
 
 def main(args=None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point. (The command tree is imported here, not with the package, so that
+    a family's command module can use `cli.common` without building the tree first.)"""
+    from .app import cli
+
     try:
         code = cli.main(args=args, prog_name="aigc-keras", standalone_mode=False)
     except AigcError as e:

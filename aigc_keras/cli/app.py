@@ -6,8 +6,8 @@ import json
 
 import click
 
-from .. import __version__
-from . import diffusion, evaluate, gan, text
+from .. import __version__, families
+from . import evaluate
 from .options import config_argv
 
 
@@ -30,7 +30,7 @@ def cli():
 Examples:
   aigc-keras train gan
   aigc-keras train diffusion
-  aigc-keras train lstm
+  aigc-keras train text            # also `train lstm`
   aigc-keras train classifier --data mnist
   aigc-keras train gan --help      # every option of the family""")
 def train():
@@ -40,8 +40,8 @@ def train():
 @cli.group(epilog="""\b
 Examples:
   aigc-keras sample gan --num 64 --seed 0 --out digits.png
-  aigc-keras sample diffusion --sampler ddim --steps 50 --out d.png
-  aigc-keras sample lstm --prompt "ROMEO:" --temperature 0.8 --top-p 0.95""")
+  aigc-keras sample diffusion --steps 25 --out d.png
+  aigc-keras sample text --prompt "ROMEO:" --temperature 0.8 --top-p 0.95""")
 def sample():
     """Generate from a trained model."""
 
@@ -50,22 +50,16 @@ def sample():
 Examples:
   aigc-keras export gan --tflite
   aigc-keras export diffusion --tflite --steps 25
-  aigc-keras export lstm --tflite""")
+  aigc-keras export text --tflite""")
 def export():
     """Export a trained model as a SavedModel and a LiteRT .tflite file."""
 
 
+GROUPS = {"train": train, "sample": sample, "export": export}
+for _name in (*families.NAMES, *families.ALIASES):  # every family's commands, under each of its names
+    for _verb, _command in families.cli(_name).commands(_name).items():
+        GROUPS[_verb].add_command(_command)
 cli.add_command(evaluate.evaluate)
-train.add_command(gan.train_gan)
-train.add_command(diffusion.train_diffusion)
-train.add_command(text.train_lstm)
-train.add_command(evaluate.train_classifier)
-sample.add_command(gan.sample_gan)
-sample.add_command(diffusion.sample_diffusion)
-sample.add_command(text.sample_lstm)
-export.add_command(gan.export_gan)
-export.add_command(diffusion.export_diffusion)
-export.add_command(text.export_lstm)
 
 
 @cli.command(epilog="""\b
@@ -76,7 +70,7 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="print config, data and history as JSON")
 def info(model_dir, as_json):
     """Show a trained model's options, data, progress and last metrics."""
-    from ..training.model_dir import ModelDir
+    from ..model_dir import ModelDir
 
     md = ModelDir(model_dir)
     run, config, history = md.run(), md.config(), md.history()

@@ -58,15 +58,17 @@ def export_options(family: str):
     return decorate
 
 
-def train_command(config_class, summary: str, examples: list[str]) -> click.Command:
-    """`train FAMILY`: every option of the family's config dataclass, plus --model-dir and --overwrite."""
+def epilog(verb: str, name: str, examples: list[str]) -> str:
+    return "\b\nExamples:\n" + "\n".join(f"  aigc-keras {verb} {name}{example}" for example in examples)
+
+
+def train_command(config_class, name: str, summary: str, examples: list[str]) -> click.Command:
+    """`train NAME`: every option of the family's config dataclass, plus --model-dir, --overwrite and
+    --force. NAME is the family's name, or an alias of it (it also names the default folder)."""
     from .options import config_options
 
-    family = config_class.family
-    epilog = "\b\nExamples:\n" + "\n".join(f"  aigc-keras train {family}{example}" for example in examples)
-
-    @click.command(family, help=summary, epilog=epilog)
-    @model_dir_option(family)
+    @click.command(name, help=summary, epilog=epilog("train", name, examples))
+    @model_dir_option(name)
     @overwrite_option
     @force_option("--model-dir")
     @config_options(config_class)
@@ -76,17 +78,16 @@ def train_command(config_class, summary: str, examples: list[str]) -> click.Comm
     return train
 
 
-def export_command(family: str, summary: str, examples: list[str], options=()) -> click.Command:
-    """`export FAMILY`: the shared export options plus the family's own `options` (click options,
+def export_command(family: str, name: str, summary: str, examples: list[str], options=()) -> click.Command:
+    """`export NAME`: the shared export options plus the family's own `options` (click options,
     passed on to the family's `export_spec` by name)."""
-    epilog = "\b\nExamples:\n" + "\n".join(f"  aigc-keras export {family}{example}" for example in examples)
 
     def export(model_dir, out_dir, force, tflite, quantize, **family_options):
         run_export(family, model_dir, out_dir, force, tflite, quantize, **family_options)
 
     for option in reversed(options):
         export = option(export)
-    return click.command(family, help=summary, epilog=epilog)(export_options(family)(export))
+    return click.command(name, help=summary, epilog=epilog("export", name, examples))(export_options(name)(export))
 
 
 def batch_option(what: str):
@@ -105,6 +106,37 @@ def sample_options(command):
     ]):
         command = option(command)
     return command
+
+
+IMAGE_EVALUATE_OPTIONS = {  # evaluate's options for every image family, by parameter name
+    "num": click.option("--num", type=click.IntRange(min=4),
+                        help="images: samples to draw, and real images in each reference set [default: 1000]"),
+    "classifier_dir": click.option(
+        "--classifier", "classifier_dir",
+        help="images: feature classifier folder [default: the shipped one for mnist, else InceptionV3]"),
+    "subsets": click.option("--subsets", default=10, show_default=True, type=click.IntRange(min=1),
+                            help="images: KID subsets"),
+    "subset_size": click.option("--subset-size", default=1000, show_default=True, type=click.IntRange(min=2),
+                                help="images: KID subset size (at most half of each set)"),
+    "precision_recall": click.option("--precision-recall", is_flag=True,
+                                     help="images: also k-NN precision and recall (k=3)"),
+}
+
+
+def load_for_sampling(model_dir: str, family: str):
+    """(family implementation, trained model) for a `sample` command."""
+    import_tensorflow_quietly()
+    from ..families import get_family
+    from ..model_dir import ModelDir
+
+    return get_family(family), ModelDir(model_dir).load_model(family)
+
+
+def write_images(out: str, images, labels, columns) -> None:
+    from ..imaging import save_images
+
+    save_images(out, images, labels, columns)
+    click.echo(f"wrote {len(images)} images to {out}")
 
 
 def run_training(config, model_dir: str, overwrite: bool, force: bool) -> None:

@@ -9,13 +9,26 @@ import click
 
 
 class FiniteFloat(click.FloatRange):
-    """A float option that refuses nan and inf (click's FloatRange lets nan through every bound)."""
+    """A bounded float option that refuses nan and inf (click's FloatRange lets nan through every bound)."""
 
     def convert(self, value, param, ctx):
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return number
+        return _finite(super().convert(value, param, ctx), value, self, param, ctx)
+
+
+class _AnyFiniteFloat(click.ParamType):
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        return _finite(click.FLOAT.convert(value, param, ctx), value, self, param, ctx)
+
+
+FINITE = _AnyFiniteFloat()  # an unbounded float option that refuses nan and inf
+
+
+def _finite(number, value, kind, param, ctx):
+    if not math.isfinite(number):
+        kind.fail(f"{value!r} is not a finite number.", param, ctx)
+    return number
 
 
 def config_options(config_class):
@@ -42,7 +55,8 @@ def _option(field, hint):
     elif base is int:
         kind = click.IntRange(min=meta.get("min"), max=meta.get("max"))
     elif base is float:
-        kind = FiniteFloat(min=meta.get("min"), max=meta.get("max"))
+        bounded = meta.get("min") is not None or meta.get("max") is not None
+        kind = FiniteFloat(min=meta.get("min"), max=meta.get("max")) if bounded else FINITE
     else:
         kind = str
     return click.option(f"--{name}", field.name, type=kind, **kwargs)

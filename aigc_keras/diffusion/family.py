@@ -10,8 +10,8 @@ from ..errors import AigcError
 from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid, to_uint8
 from ..inputs import noise_and_labels
+from ..precision import loss_scaled
 from ..training.family import ImageFamily, data_epochs, load_image_data
-from ..training.precision import loss_scaled
 from .config import (
     EXPORT_SAMPLERS,
     GUIDANCE,
@@ -27,13 +27,20 @@ from .unet import UNet, check_image_size
 PREVIEW_STEPS = 25
 
 
-def checked_sampler(model: DiffusionModel, name: str | None, steps: int | None, eta: float = 0.0):
+def checked_sampler(model: DiffusionModel, name: str | None, steps: int | None, eta: float = 0.0,
+                    guidance: float | None = None):
     """(sampler, its name, steps): `name` (default: the model's objective's) checked against the
-    model's objective and `steps` (default: the sampler's) against its grid, with one-line errors."""
+    model's objective, `steps` (default: the sampler's, at most T) against its grid, and
+    `guidance` against the model, with one-line errors."""
+    if guidance is not None and not model.num_classes:
+        raise AigcError("--guidance needs a conditional model (train with --conditional)")
     default, default_steps = default_sampler(model.objective)
     name = name or default
     check_sampler(model.objective, name)
-    steps = steps or (model.schedule.timesteps if name == "ddpm" else default_steps)
+    if name == "ddpm":
+        steps = steps or model.schedule.timesteps
+    elif not steps:
+        steps = default_steps if model.objective == "flow" else min(default_steps, model.schedule.timesteps)
     try:
         sampler = make_sampler(name, model.schedule, eta)
         sampler.timesteps(steps)
@@ -83,10 +90,8 @@ class DiffusionFamily(ImageFamily):
         whole loop is one graph.
         """
         num_classes = model.num_classes
-        if guidance is not None and not num_classes:
-            raise AigcError("--guidance needs a conditional model (train with --conditional)")
+        chosen, _, steps = checked_sampler(model, sampler, steps, eta, guidance)
         noise, labels = noise_and_labels(num, model.image_shape, seed, num_classes, label)
-        chosen, _, steps = checked_sampler(model, sampler, steps, eta)
         labels_t = None if labels is None else tf.constant(labels)
         guidance_t = None if guidance is None else tf.constant(guidance, tf.float32)
         if on_step is None:
@@ -95,6 +100,15 @@ class DiffusionFamily(ImageFamily):
             x = generate_steps(model, chosen, steps, noise, labels_t, guidance_t, seed, on_step)
         columns = num_classes if num_classes and label is None else None
         return to_uint8(x), labels, columns
+
+    def evaluation_options(self, subject, source, sampler=None, steps=None, eta=None, guidance=None) -> dict:
+        if source.export:
+            if sampler or steps or eta is not None:
+                raise AigcError(f"{source.folder} is an export: its sampler and steps are fixed in the file "
+                                f"({source.metadata['sampler']}, {source.metadata['steps']} steps)")
+            return {"guidance": guidance}
+        _, sampler, steps = checked_sampler(subject, sampler, steps, eta or 0.0, guidance)
+        return {"sampler": sampler, "steps": steps, "eta": eta or 0.0, "guidance": guidance}
 
     def litert_inputs(self, noise, labels, guidance: float | None = None, **options) -> dict:
         inputs = super().litert_inputs(noise, labels)

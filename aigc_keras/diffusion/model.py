@@ -6,8 +6,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..networks import OneOptimizerModel, ema_copy
-from ..training.distributed import dense_gradients, replica_noise, update_ema
+from ..networks import OneOptimizer, ema_copy
+from ..precision import training_step
+from ..training.distributed import apply_gradients, replica_noise, update_ema
 from .config import OBJECTIVES
 from .schedules import NoiseSchedule
 
@@ -15,7 +16,7 @@ FLOW_TIME_SCALE = 1000.0  # a flow's t in [0, 1] is shown to the network as 1000
 
 
 @keras.saving.register_keras_serializable("aigc_keras")
-class DiffusionModel(OneOptimizerModel):
+class DiffusionModel(OneOptimizer, keras.Model):
     """A U-Net denoiser trained to undo noise: DDPM (Ho et al., 2020, Algorithm 1) or rectified flow.
 
     DDPM (`objective` eps or v): each `train_step` draws t ~ U{0..T-1} and eps ~ N(0, I) per image,
@@ -57,7 +58,10 @@ class DiffusionModel(OneOptimizerModel):
         divisor = snr + 1.0 if objective == "v" else snr
         self._min_snr_weight = tf.constant(np.minimum(snr, min_snr_gamma) / divisor, tf.float32)
         self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.built = True
+        self.build()
+
+    def build(self, input_shape=None):
+        """Nothing to create: the denoiser is a built network (see `GAN.build`)."""
 
     @property
     def predictions(self) -> tuple[str, ...]:
@@ -92,7 +96,7 @@ class DiffusionModel(OneOptimizerModel):
     def train_step(self, data):
         x0, labels = data
         batch = tf.shape(x0)[0]
-        step = tf.convert_to_tensor(self.optimizer.iterations)
+        step = tf.convert_to_tensor(training_step(self.optimizer))
         u = replica_noise("uniform", batch, [], self.seed, step, salt=0)
         eps = replica_noise("normal", batch, self.image_shape, self.seed, step, salt=1)
         if self.objective == "flow":
@@ -108,7 +112,7 @@ class DiffusionModel(OneOptimizerModel):
             per_example = weight * tf.reduce_mean(tf.square(pred - target), axis=[1, 2, 3])
             loss = self.optimizer.scale_loss(tf.nn.compute_average_loss(per_example))  # x loss scale (fp16)
         weights = self.network.trainable_weights
-        self.optimizer.apply(dense_gradients(tape.gradient(loss, weights)), weights)
+        apply_gradients(self.optimizer, tape.gradient(loss, weights), weights)
         if self.ema_network is not None:
             update_ema(self.ema_network.weights, self.network.weights, self.ema_momentum, step + 1)
         self.loss_tracker.update_state(tf.reduce_mean(per_example))

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import AigcError
+
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+
+
+def check_options(tflite: bool, quantize: str) -> None:
+    if quantize not in QUANTIZATIONS:
+        raise AigcError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}")
+    if quantize != "none" and not tflite:
+        raise AigcError("--quantize applies to the LiteRT file: add --tflite")
 
 
 def export_trained(family_name: str, model_dir: str | Path, out_dir: str | Path, tflite: bool = True,
@@ -13,14 +22,14 @@ def export_trained(family_name: str, model_dir: str | Path, out_dir: str | Path,
 
     `options` are the family's own export options (the diffusion sampler and its steps).
     """
-    from ..errors import AigcError
-    from ..families import get_family
+    from ..families import canonical, get_family
     from ..folders import EXPORT, check_folder
-    from ..training.model_dir import ModelDir
-    from .litert import check_options, export_bundle
+    from ..model_dir import ModelDir
+    from .litert import export_bundle
 
     check_options(tflite, quantize)
     check_folder(out_dir, EXPORT, force)
+    family_name = canonical(family_name)
     family = get_family(family_name)
     if quantize == "int8" and family.int8_refusal:
         raise AigcError(f"--quantize int8 is not available for {family_name} models: {family.int8_refusal}")

@@ -20,8 +20,7 @@ import tensorflow as tf
 from .. import __version__, fileio
 from ..console import quiet_stderr
 from ..errors import AigcError, reason
-from ..folders import EXPORT, check_folder
-from . import QUANTIZATIONS
+from ..folders import EXPORT, check_folder, staged_folder
 from .runtime import APIS, LiteRTModel, boundary_problems
 
 TOLERANCE = 1e-4  # max |LiteRT - TF| of a float32 file's float outputs
@@ -70,9 +69,8 @@ def export_bundle(model: keras.Model, endpoints: list[Endpoint], out_dir: str | 
     a warning is recorded when its quality collapsed. `out_dir` is written as `folders` says
     (`force`: beside the user's files).
     """
-    check_options(tflite, quantize)
     check_folder(out_dir, EXPORT, force)
-    with fileio.staged_folder(out_dir, EXPORT) as stage:
+    with staged_folder(out_dir, EXPORT) as stage:
         saved = stage / "saved_model"
         reference = _write_saved_model(model, endpoints, saved)
         meta = {
@@ -97,13 +95,6 @@ def export_bundle(model: keras.Model, endpoints: list[Endpoint], out_dir: str | 
             }
         fileio.write_json(stage / "metadata.json", meta)
     return meta
-
-
-def check_options(tflite: bool, quantize: str) -> None:
-    if quantize not in QUANTIZATIONS:
-        raise AigcError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}")
-    if quantize != "none" and not tflite:
-        raise AigcError("--quantize applies to the LiteRT file: add --tflite")
 
 
 def _write_saved_model(model, endpoints, path: Path) -> dict:

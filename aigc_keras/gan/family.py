@@ -8,8 +8,8 @@ import tensorflow as tf
 from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid, to_uint8
 from ..inputs import noise_and_labels
+from ..precision import loss_scaled
 from ..training.family import ImageFamily, data_epochs, load_image_data
-from ..training.precision import loss_scaled
 from .config import GANConfig
 from .model import GAN
 from .networks import Discriminator, Generator, upsampling_plan

@@ -8,7 +8,8 @@ import keras
 import tensorflow as tf
 
 from ..networks import ema_copy
-from ..training.distributed import dense_gradients, replica_noise, update_ema
+from ..precision import training_step
+from ..training.distributed import apply_gradients, replica_noise, update_ema
 from .losses import LOSSES, d_loss_ns, gradient_penalty
 
 
@@ -42,7 +43,11 @@ class GAN(keras.Model):
             self.ema_generator = ema_copy(generator, "ema_generator")
         names = ["d_loss", "g_loss", "d_real", "d_fake"] + (["gp"] if loss == "wgan-gp" else [])
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
-        self.built = True
+        self.build()
+
+    def build(self, input_shape=None):
+        """Nothing to create: the generator and discriminator are built networks. (Built models are
+        what `fit` expects; an unbuilt one would be called on a batch of images to build it.)"""
 
     @property
     def metrics(self):
@@ -82,7 +87,7 @@ class GAN(keras.Model):
     def train_step(self, data):
         real, labels = data  # [B, n_critic, H, W, C], [B, n_critic]
         batch = tf.shape(real)[0]
-        step = tf.convert_to_tensor(self.g_optimizer.iterations)  # read once, before any update
+        step = tf.convert_to_tensor(training_step(self.g_optimizer))  # read once, before any update
         latent = [self.generator.latent_dim]
         for k in range(self.n_critic):
             z = replica_noise("normal", batch, latent, self.seed, step, salt=2 * k)
@@ -97,7 +102,7 @@ class GAN(keras.Model):
                     per_example = self.g_loss_fn(self._critic(fake, labels[:, k]))
                     g_loss = self.g_optimizer.scale_loss(tf.nn.compute_average_loss(per_example))
         weights = self.generator.trainable_weights
-        self.g_optimizer.apply(dense_gradients(g_tape.gradient(g_loss, weights)), weights)
+        apply_gradients(self.g_optimizer, g_tape.gradient(g_loss, weights), weights)
         self.trackers["g_loss"].update_state(tf.reduce_mean(per_example))
         if self.ema_generator is not None:
             update_ema(self.ema_generator.weights, self.generator.weights, self.ema_momentum, step + 1)
@@ -115,7 +120,7 @@ class GAN(keras.Model):
                 self.trackers["gp"].update_state(tf.reduce_mean(gp))
             d_loss = self.d_optimizer.scale_loss(tf.nn.compute_average_loss(per_example))
         weights = self.discriminator.trainable_weights
-        self.d_optimizer.apply(dense_gradients(tape.gradient(d_loss, weights)), weights)
+        apply_gradients(self.d_optimizer, tape.gradient(d_loss, weights), weights)
         as_score = tf.sigmoid if self.objective == "ns" else tf.identity
         self.trackers["d_loss"].update_state(tf.reduce_mean(per_example))
         self.trackers["d_real"].update_state(tf.reduce_mean(as_score(real_logits)))

@@ -2,12 +2,75 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
 import numpy as np
 
-from ..errors import AigcError
+from .. import fileio
+from ..errors import AigcError, reason
 from . import image
 
 SAMPLE_CHUNK = 500
+
+
+@dataclasses.dataclass
+class Source:
+    """What `evaluate` measures: a trained model folder, or an export folder whose .tflite runs in
+    LiteRT's CompiledModel API. `load()` gives the Keras model, or the `export.runtime.LiteRTModel`."""
+
+    family: str
+    data: str  # the training data spec
+    config: dict
+    folder: Path  # where metrics.json goes
+    describe: dict  # how the report names what it measured
+    load: Callable[[], Any]
+    metadata: dict | None = None  # an export's metadata.json
+
+    @property
+    def export(self) -> bool:
+        return self.metadata is not None
+
+
+def open_source(path) -> Source:
+    """The model folder or the export folder at `path` (an export carries the export marker)."""
+    from ..folders import marked_kind
+
+    path = Path(path)
+    return _export_source(path) if marked_kind(path) == "export" else _model_source(path)
+
+
+def _model_source(path: Path) -> Source:
+    from ..model_dir import ModelDir
+
+    md = ModelDir(path)
+    run = md.run()
+    return Source(run["family"], run["data"]["spec"], run["config"], md.path, {"model_dir": str(md.path)},
+                  lambda: md.load_model(run["family"]))
+
+
+def _export_source(folder: Path) -> Source:
+    try:
+        metadata = fileio.read_json(folder / "metadata.json")
+        family, config = metadata["family"], metadata["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise AigcError(f"{folder}/metadata.json is missing or corrupt: export the model again") from None
+    tflite = folder / metadata.get("files", {}).get("tflite", "model.tflite")
+    if not tflite.is_file():
+        raise AigcError(f"{folder} has no model.tflite: export with --tflite to evaluate it")
+
+    def load():
+        from ..export.runtime import LiteRTModel
+
+        try:
+            return LiteRTModel(tflite, "compiled")
+        except Exception as e:
+            raise AigcError(f"LiteRT cannot load {tflite}: {reason(e)}") from None
+
+    describe = {"export_dir": str(folder), "tflite": str(tflite), "quantize": metadata.get("quantize"),
+                "runtime": "LiteRT CompiledModel"}
+    return Source(family, config["data"], config, folder, describe, load, metadata)
 
 
 def generate(sample, num: int, seed: int) -> np.ndarray:
@@ -55,3 +118,34 @@ def evaluate_images(fake: np.ndarray, real: np.ndarray, real_floor: np.ndarray, 
     if p_fake is not None:
         result["mode_coverage"] = {"samples": image.mode_coverage(p_fake), "real": image.mode_coverage(p_real)}
     return result
+
+
+def format_report(report: dict) -> str:
+    """The image metrics as a small table."""
+    options = ", ".join(f"{k} {v}" for k, v in report["options"].items() if v is not None)
+    has_pr = "precision" in report["samples"]
+    lines = [
+        f"{report['family']} {report.get('model_dir') or report['tflite'] + ' in LiteRT'} ({options}); "
+        f"data {report['data']}",
+        f"features: {report['features']}; {report['num_samples']} samples against {report['num_real']} real images",
+        "",
+        f"{'':14}{'FID':>10}{'KID':>22}" + (f"{'precision':>11}{'recall':>8}" if has_pr else ""),
+    ]
+    for key, name in (("samples", "samples"), ("real_vs_real", "real vs real")):
+        row = report[key]
+        kid = f"{row['kid']:.4g} ± {row['kid_std']:.2g}"
+        line = f"{name:14}{row['fid']:>10.3f}{kid:>22}"
+        if has_pr:
+            line += f"{row['precision']:>11.3f}{row['recall']:>8.3f}"
+        lines.append(line)
+    coverage = report.get("mode_coverage")
+    if coverage:
+        lines.append("")
+        for key in ("samples", "real"):
+            c = coverage[key]
+            lines.append(f"mode coverage ({key}): entropy {c['entropy']:.3f}, smallest class "
+                         f"{c['min_class_share']:.1%}, mean confidence {c['mean_confidence']:.3f}")
+        shares = coverage["samples"]["class_share"]
+        lines.append("class shares (samples): " + " ".join(f"{i}:{s:.1%}" for i, s in enumerate(shares)))
+    lines.append(f"({report['seconds']:.0f} s)")
+    return "\n".join(lines)

@@ -13,7 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import AigcError, reason
-from .classifier import FEATURE_LAYER
+
+FEATURE_LAYER = "features"  # the layer of a classifier (`aigc-keras train classifier`) whose output is the feature
 
 SHIPPED = {"mnist": "mnist-classifier.keras"}  # data spec -> classifier in metrics/weights/
 BATCH = 500
@@ -84,7 +85,7 @@ def feature_net(data_spec: str, classifier_dir: str | None = None) -> FeatureNet
     """The feature space for data `data_spec`: `classifier_dir` if given, else the shipped classifier
     for that data, else InceptionV3."""
     if classifier_dir:
-        from ..training.model_dir import ModelDir
+        from ..model_dir import ModelDir
 
         return classifier_features(ModelDir(classifier_dir).load_model("classifier"),
                                    f"classifier {classifier_dir}")

@@ -16,7 +16,7 @@ class TextConfig(TrainConfig):
     """Character language model options; defaults reach about 2.3 validation bits/char on
     Shakespeare in about 16 minutes on 2 CPU cores (char-rnn's regime: many small updates)."""
 
-    family: ClassVar[str] = "lstm"
+    family: ClassVar[str] = "text"
 
     data: str = option("shakespeare", f"text spec: {TEXT_SPECS}")
     epochs: int = option(5, "number of epochs to train", min=1, resumable=True)

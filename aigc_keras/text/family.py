@@ -11,8 +11,8 @@ import tensorflow as tf
 from ..data.text import TokenWindows, load_text
 from ..errors import AigcError
 from ..export.litert import Endpoint
+from ..precision import loss_scaled
 from ..training.family import Family, data_epochs
-from ..training.precision import loss_scaled
 from .config import TextConfig
 from .models import LSTMLanguageModel, TransformerLanguageModel
 from .sampling import generate_fn, next_token
@@ -26,7 +26,7 @@ QUALITY_CHARACTERS = 20_000  # validation text scored when an export is checked 
 
 
 class TextFamily(Family):
-    name = "lstm"
+    name = "text"
     config_class = TextConfig
     int8_refusal = ("TFLite's int8 calibration cannot run the token loop of `generate` (measured: a segmentation "
                     "fault); use --quantize dynamic or float16")
@@ -180,6 +180,34 @@ class TextFamily(Family):
         }
         return model, endpoints, metadata
 
+
+    def evaluate(self, source, seed: int, data_spec: str | None = None):
+        """Bits per character and perplexity on the validation split (or `data_spec`), with the
+        characters outside the vocabulary counted."""
+        import time
+
+        from ..metrics.text import text_metrics
+
+        start = time.time()
+        if data_spec:
+            text, data = load_text(data_spec).text, data_spec
+        else:
+            split = source.config["validation_split"]
+            text, data = load_text(source.data).split(split)[1], f"{source.data} (last {split:.0%})"
+        subject = source.load()
+        metrics = self.litert_metrics(subject, source.metadata, text) if source.export else \
+            text_metrics(subject, text)
+        report = {**source.describe, "family": self.name, "data": data, **metrics,
+                  "seconds": round(time.time() - start, 1)}
+        where = next(iter(source.describe.values()))
+        table = "\n".join([
+            f"{source.config['arch']} {where}; text {data}",
+            f"bits per character  {report['bits_per_character']:.4f}   ({report['characters']} characters)",
+            f"bits per token      {report['bits_per_token']:.4f}   ({report['tokens']} tokens)",
+            f"perplexity          {report['perplexity']:.3f}   (per token)",
+            f"unknown characters  {report['unknown_characters']}   (outside the vocabulary, scored as id 0)",
+        ])
+        return report, table
 
     def litert_metrics(self, runner, metadata: dict, text: str) -> dict:
         """`metrics.text.text_metrics` through the export's `step` signature in LiteRT."""

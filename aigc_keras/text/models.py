@@ -14,13 +14,13 @@ import math
 import keras
 import tensorflow as tf
 
-from ..networks import OneOptimizerModel
-from ..training.distributed import clip_by_global_norm, dense_gradients
+from ..networks import OneOptimizer, ReplicaDropout
+from ..training.distributed import apply_gradients
 
 LN2 = math.log(2.0)
 
 
-class LanguageModel(OneOptimizerModel):
+class LanguageModel(OneOptimizer, keras.Model):
     """Teacher forcing, the loss / bits-per-token / perplexity metrics and the config every
     language model shares. Bits per token are bits per character with the chars tokenizer.
     `clipnorm` clips the global gradient norm, the same under any number of replicas."""
@@ -51,11 +51,8 @@ class LanguageModel(OneOptimizerModel):
         with tf.GradientTape() as tape:
             per_window = self.per_window_loss(windows, training=True)
             loss = self.optimizer.scale_loss(tf.nn.compute_average_loss(per_window))  # x loss scale (fp16)
-        weights = self.trainable_weights
-        grads = dense_gradients(tape.gradient(loss, weights))
-        if self.clipnorm:  # the gradients carry the loss scale (mixed_float16); so does the bound
-            grads = clip_by_global_norm(grads, self.clipnorm * self.optimizer.scale_loss(1.0))
-        self.optimizer.apply(grads, weights)
+        apply_gradients(self.optimizer, tape.gradient(loss, self.trainable_weights), self.trainable_weights,
+                        self.clipnorm)
         return self._metrics_from(per_window)
 
     def test_step(self, windows):
@@ -103,15 +100,18 @@ class LSTMLanguageModel(LanguageModel):
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.lstms = [keras.layers.LSTM(units, return_sequences=True, return_state=True, name=f"lstm_{i}")
                       for i in range(layers)]
-        self.drop = keras.layers.Dropout(dropout)
+        self.drop = ReplicaDropout(dropout)
         self.head = keras.layers.Dense(vocab_size, name="logits")
+        self.build()
+
+    def build(self, input_shape=None):
+        """Every layer's weights now (ids [B, T] whatever T), so `fit` and `step` find them built."""
         self.embedding.build((None, None))
-        width = embedding_dim
+        width = self.embedding_dim
         for lstm in self.lstms:
             lstm.build((None, None, width))
-            width = units
-        self.head.build((None, None, units))
-        self.built = True
+            width = self.units
+        self.head.build((None, None, self.units))
 
     def call(self, ids, training=False):
         x = self.drop(self.embedding(ids), training=training)
@@ -143,13 +143,33 @@ class LSTMLanguageModel(LanguageModel):
                 "layers": self.num_layers, "dropout": self.dropout}
 
 
+def cached_attention_step(attention: keras.layers.MultiHeadAttention, x, keys, values, position):
+    """One position of causal self-attention through `attention`'s public projections
+    (`query_dense`, `key_dense`, `value_dense`, `output_dense`): x [B, 1, D] at `position`, and the
+    key/value caches [B, heads, S, head_dim] -> (output [B, 1, D], the caches with this position's key
+    and value written in). The same weights serve the whole-sequence call in training."""
+    length = keys.shape[2]
+    here = tf.reshape(tf.one_hot(position, length, dtype=x.dtype), [1, 1, length, 1])
+    visible = tf.reshape(tf.range(length) <= position, [1, 1, 1, length])
+
+    def heads_first(t):  # [B, 1, H, d] -> [B, H, 1, d]
+        return tf.transpose(t, [0, 2, 1, 3])
+
+    q = heads_first(attention.query_dense(x)) / math.sqrt(keys.shape[-1])
+    keys = keys * (1.0 - here) + heads_first(attention.key_dense(x)) * here
+    values = values * (1.0 - here) + heads_first(attention.value_dense(x)) * here
+    scores = tf.where(visible, tf.matmul(q, keys, transpose_b=True), -1e9)
+    context = tf.transpose(tf.matmul(tf.nn.softmax(scores, axis=-1), values), [0, 2, 1, 3])  # [B, 1, H, d]
+    return attention.output_dense(context), keys, values
+
+
 @keras.saving.register_keras_serializable("aigc_keras")
 class TransformerLanguageModel(LanguageModel):
     """A pre-LayerNorm causal decoder (GPT-style): token + learned position embeddings, N blocks of
     causal `MultiHeadAttention` and a GELU MLP, a final LayerNorm and the logits.
 
-    `step` reuses the attention layers' own query/key/value/output projections with a key/value
-    cache of `seq_len` positions, so one token costs one position's work.
+    `step` runs each attention layer on one position against a key/value cache of `seq_len`
+    positions (`cached_attention_step`), so one token costs one position's work.
     """
 
     def __init__(self, vocab_size, tokenizer, seq_len, units=128, layers=2, heads=4, dropout=0.1, **kwargs):
@@ -171,7 +191,12 @@ class TransformerLanguageModel(LanguageModel):
             })
         self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")
         self.head = keras.layers.Dense(vocab_size, name="logits")
-        self.drop = keras.layers.Dropout(dropout)
+        self.drop = ReplicaDropout(dropout)
+        self.build()
+
+    def build(self, input_shape=None):
+        """Every layer's weights now (ids [B, T] whatever T), so `fit` and `step` find them built."""
+        units = self.units
         self.token_embedding.build((None, None))
         self.position_embedding.build((None,))
         for block in self.blocks:
@@ -182,7 +207,6 @@ class TransformerLanguageModel(LanguageModel):
             block["mlp_out"].build((None, None, 4 * units))
         self.final_norm.build((None, None, units))
         self.head.build((None, None, units))
-        self.built = True
 
     def call(self, ids, training=False):
         positions = tf.range(tf.shape(ids)[1])
@@ -203,23 +227,11 @@ class TransformerLanguageModel(LanguageModel):
         position, caches = state[0], state[1:]
         known = tf.minimum(position, self.seq_len - 1)  # past the context the logits are NaN (below)
         x = (self.token_embedding(token) + self.position_embedding(known))[:, None, :]  # [B, 1, D]
-        here = tf.reshape(tf.one_hot(position, self.seq_len), [1, 1, self.seq_len, 1])
-        visible = tf.reshape(tf.range(self.seq_len) <= position, [1, 1, 1, self.seq_len])
-        bias = tf.where(visible, 0.0, -1e9)
         new_caches = []
         for i, block in enumerate(self.blocks):
-            attention = block["attention"]
-            h = block["norm1"](x)
-
-            def heads_first(t):  # [B, 1, H, d] -> [B, H, 1, d]
-                return tf.transpose(t, [0, 2, 1, 3])
-
-            q = heads_first(attention._query_dense(h)) / math.sqrt(self.head_dim)
-            keys = caches[2 * i] * (1.0 - here) + heads_first(attention._key_dense(h)) * here
-            values = caches[2 * i + 1] * (1.0 - here) + heads_first(attention._value_dense(h)) * here
-            probs = tf.nn.softmax(tf.matmul(q, keys, transpose_b=True) + bias, axis=-1)  # [B, H, 1, S]
-            context = tf.transpose(tf.matmul(probs, values), [0, 2, 1, 3])  # [B, 1, H, d]
-            x = x + attention._output_dense(context)
+            out, keys, values = cached_attention_step(block["attention"], block["norm1"](x), caches[2 * i],
+                                                      caches[2 * i + 1], position)
+            x = x + out
             x = x + block["mlp_out"](block["mlp_in"](block["norm2"](x)))
             new_caches += [keys, values]
         logits = self.head(self.final_norm(x))[:, 0]

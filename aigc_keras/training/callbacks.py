@@ -29,14 +29,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
     disagree; older files are removed once the new one is in place.
     """
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, model: keras.Model):
         super().__init__()
         self.directory = Path(directory)
+        self.target = model  # the trained model itself, whatever `fit` runs on (`distributed.PackedBatches`)
 
     def on_epoch_end(self, epoch, logs=None):
         path = self.directory / f"epoch-{epoch + 1:04d}.weights.h5"
         with fileio.atomic_path(path, suffix=".weights.h5") as tmp:
-            self.model.save_weights(tmp)
+            self.target.save_weights(tmp)
         for old, _ in self.saved(self.directory):
             if old != path:
                 old.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ distributed step sees exactly the noise of a single-device step on the same glob
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -34,6 +35,31 @@ def dense_gradients(grads):
     ("Collective instance ... expected type ... but got ..."). The tables here are small.
     """
     return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+
+
+def apply_gradients(optimizer, grads, weights, clipnorm: float | None = None) -> None:
+    """`optimizer.apply` of a replica's gradients, made the same decision on every replica.
+
+    With `clipnorm`, the global gradient is clipped (`clip_by_global_norm`). A loss-scaled optimizer
+    (mixed_float16) decides from the gradients it is given whether they are finite and skips the
+    step if not; Keras takes that decision from the first replica, assuming all-reduced gradients,
+    so the gradients are all-reduced first (and divided by the replica count, since `apply` sums
+    them again). Then an inf on any replica skips the step on all of them.
+    """
+    grads = dense_gradients(grads)
+    if clipnorm:  # the gradients carry the loss scale (mixed_float16); so does the bound
+        grads = clip_by_global_norm(grads, clipnorm * optimizer.scale_loss(1.0))
+    elif isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        grads = _global_mean(grads)
+    optimizer.apply(grads, weights)
+
+
+def _global_mean(grads):
+    ctx = tf.distribute.get_replica_context()
+    replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+    if replicas == 1:
+        return grads
+    return [g / replicas for g in ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)]
 
 
 def clip_by_global_norm(grads, clipnorm: float):
@@ -70,29 +96,43 @@ def update_ema(ema_weights, weights, momentum: float, t):
     tf.distribute.get_replica_context().merge_call(update)
 
 
-def single_tensor_fit(model, dataset: tf.data.Dataset, validation: tf.data.Dataset | None = None):
-    """Make `model.fit` work under MultiWorkerMirroredStrategy (keras-team/keras#20585), for any family.
+class PackedBatches(keras.Model):
+    """`model`, trainable by `fit` under MultiWorkerMirroredStrategy (keras-team/keras#20585), for any family.
 
-    Keras 3 `fit` there fails on batches with more than one tensor ("unsupported type
-    PerReplica") and on scalar step results ("Invalid reduction dimension 0"). So each batch's
-    tensors are packed into one float32 [B, D] tensor (exact for uint8 pixels, labels and token
-    ids < 2^24), and the model's `train_step`/`test_step` are wrapped to unpack it and to return
-    rank-1 values. The model's own steps are unchanged. Returns the datasets to fit on.
+    Keras 3 `fit` there fails on batches with more than one tensor ("unsupported type PerReplica")
+    and on scalar step results ("Invalid reduction dimension 0"). `packed_fit_data` packs each
+    batch's tensors into one float32 [B, D] tensor (exact for uint8 pixels, labels and token ids
+    < 2^24); this model's `train_step`/`test_step` unpack it, run `model`'s own steps, and return
+    rank-1 values. `fit` this model; `model` keeps its weights, optimizers and metrics.
+    Create it under the strategy's scope.
     """
-    # Models compiled with a loss/metrics build them from the first batch's structure: do it
-    # from the unpacked batch (Keras's own `_symbolic_build`; a no-op for custom train_steps).
-    with model.distribute_strategy.scope():
-        model._symbolic_build(data_batch=next(iter(dataset.take(1))))
+
+    def __init__(self, model: keras.Model, unpack_train, unpack_test=None):
+        super().__init__(name=f"{model.name}_packed")
+        self.inner = model
+        self.unpack_train, self.unpack_test = unpack_train, unpack_test or (lambda data: data)
+        self.build()
+        self.compile(optimizer=None)  # `fit` needs a compiled model; `model` has its own optimizers
+
+    def build(self, input_shape=None):
+        """Nothing to create: `model` is built."""
+
+    @property
+    def metrics(self):
+        return self.inner.metrics
+
+    def train_step(self, data):
+        return {k: tf.reshape(v, [1]) for k, v in self.inner.train_step(self.unpack_train(data)).items()}
+
+    def test_step(self, data):
+        return {k: tf.reshape(v, [1]) for k, v in self.inner.test_step(self.unpack_test(data)).items()}
+
+
+def packed_fit_data(model: keras.Model, dataset: tf.data.Dataset, validation: tf.data.Dataset | None = None):
+    """(`PackedBatches` of `model`, the datasets to fit it on): see `PackedBatches`."""
     dataset, unpack_train = _single_tensor(dataset)
     validation, unpack_test = _single_tensor(validation) if validation is not None else (None, None)
-    for name, unpack in (("train_step", unpack_train), ("test_step", unpack_test)):
-        step = getattr(model, name)
-
-        def wrapped(data, step=step, unpack=unpack or (lambda d: d)):
-            return {k: tf.reshape(v, [1]) for k, v in step(unpack(data)).items()}
-
-        setattr(model, name, wrapped)
-    return dataset, validation
+    return PackedBatches(model, unpack_train, unpack_test), dataset, validation
 
 
 def _single_tensor(dataset: tf.data.Dataset):

@@ -90,6 +90,11 @@ class Family:
 
     int8_refusal: str | None = "int8 quantization is not offered for this family"  # None: it is
 
+    def evaluate(self, source, seed: int, **options) -> tuple[dict, str]:
+        """(report, table) of how good `source` (`metrics.evaluate.Source`: a model or an export) is,
+        for `aigc-keras evaluate`; `options` are the family's `cli.EVALUATE_OPTIONS`."""
+        raise AigcError(f"evaluate takes a generator; {source.folder} holds a {self.name} model")
+
     def export_quality(self, model, run: dict, runner, metadata: dict) -> dict:
         """{"metric", "keras", "litert", "collapsed"}: the family's quality measure of the Keras model
         and of an exported file (`export.runtime.LiteRTModel`), for what quantization cost."""
@@ -110,6 +115,39 @@ class ImageFamily(Family):
     def sample(self, model, num: int, seed: int, label: int | None = None, **options):
         """(uint8 images [N, H, W, C], labels or None, grid columns)."""
         raise NotImplementedError
+
+    def evaluate(self, source, seed: int, num: int | None = None, classifier_dir: str | None = None,
+                 subsets: int = 10, subset_size: int = 1000, precision_recall: bool = False, **options):
+        """FID and KID of `num` samples against `num` real training images, the same for two disjoint
+        real sets (the floor a perfect model would reach at this size), mode coverage where the
+        feature classifier gives classes; `options` are the family's sampling options."""
+        import time
+
+        from ..data import load_images
+        from ..metrics.evaluate import evaluate_images, format_report, generate, real_sets
+        from ..metrics.features import feature_net
+
+        start, num = time.time(), num or 1000
+        net = feature_net(source.data, classifier_dir)
+        subject = source.load()
+        options = self.evaluation_options(subject, source, **options)
+        if source.export:
+            def sample(n, s):
+                return self.litert_sample(subject, source.metadata, n, s, **options)[0]
+        else:
+            def sample(n, s):
+                return self.sample(subject, n, s, **options)[0]
+        real, floor = real_sets(load_images(source.data), num, seed)
+        result = evaluate_images(generate(sample, num, seed), real, floor, net, subsets, subset_size,
+                                 precision_recall, seed)
+        report = {**source.describe, "family": self.name, "data": source.data,
+                  "options": {"num": num, "seed": seed, **options}, **result,
+                  "seconds": round(time.time() - start, 1)}
+        return report, format_report(report)
+
+    def evaluation_options(self, subject, source, **options) -> dict:
+        """The sampling options `evaluate` uses (defaults filled in), checked against the subject."""
+        return options
 
     def litert_inputs(self, noise, labels, **options) -> dict:
         """The inputs of the export's `generate` for a batch of noise (and labels)."""
@@ -162,8 +200,8 @@ class ImageFamily(Family):
         if not config.eval_every:
             return []
         from ..metrics.features import feature_net
+        from ..precision import float32_model
         from .callbacks import KIDMonitor
-        from .precision import float32_model
 
         net = feature_net(config.data, config.eval_classifier)
         real, _ = data.arrays(config.eval_samples)

@@ -16,11 +16,11 @@ import tensorflow as tf
 
 from .. import __version__, fileio, folders
 from ..errors import AigcError
-from ..families import get_family
+from ..families import canonical, get_family
+from ..model_dir import ModelDir
+from ..precision import dtype_policy, float32_model
 from .callbacks import DivergenceGuard, EpochCheckpoint, HistoryLog, TensorBoardMonitor
-from .distributed import single_tensor_fit
-from .model_dir import ModelDir
-from .precision import dtype_policy, float32_model
+from .distributed import packed_fit_data
 from .strategy import (
     check_global_batch,
     is_chief,
@@ -88,11 +88,13 @@ def train(config, model_dir: str | Path, overwrite: bool = False, force: bool = 
             log(f"resuming {shared.path} after epoch {done} of {config.epochs}")
         if chief:
             log(f"TensorBoard: tensorboard --logdir {md.logs}")
+        trainee = model
         if is_multi_worker(strategy):
-            dataset, validation = single_tensor_fit(model, dataset, validation)
+            with strategy.scope():
+                trainee, dataset, validation = packed_fit_data(model, dataset, validation)
         monitor = TensorBoardMonitor(md.logs, md.samples, config.hparams(),
                                      lambda: family.preview(float32_model(model), config, data_info))
-        model.fit(
+        trainee.fit(
             dataset,
             epochs=config.epochs,
             initial_epoch=done,
@@ -101,7 +103,8 @@ def train(config, model_dir: str | Path, overwrite: bool = False, force: bool = 
             # Family callbacks first (they add metrics to the logs), then the divergence guard, then
             # history before checkpoint: a crash between the two then costs a history line, not an epoch.
             callbacks=[*family.callbacks(model, config, data), DivergenceGuard(done, _divergence_cause(config)),
-                       HistoryLog(md.history_file, history), monitor, EpochCheckpoint(md.checkpoints), *callbacks],
+                       HistoryLog(md.history_file, history), monitor, EpochCheckpoint(md.checkpoints, model),
+                       *callbacks],
             verbose=verbose,
             shuffle=False,
         )
@@ -161,8 +164,8 @@ def _check_resumable(md: ModelDir, config) -> None:
     if not md.config_file.exists():
         raise AigcError(f"{md.path} holds a model without config.json; {hint}")
     run = md.run()
-    if run["family"] != config.family:
-        raise AigcError(f"{md.path} holds a {run['family']} model; {hint}")
+    if canonical(run["family"]) != config.family:
+        raise AigcError(f"{md.path} holds a {canonical(run['family'])} model; {hint}")
     if not EpochCheckpoint.saved(md.checkpoints):
         raise AigcError(f"{md.path} holds a trained model without checkpoints to train on; {hint}")
     conflicts = config.resume_conflicts(md.config(config.family))

@@ -13,8 +13,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from .. import fileio, folders
-from ..errors import AigcError, reason
+from . import fileio, folders
+from .errors import AigcError, reason
 
 
 class ModelDir:
@@ -46,11 +46,11 @@ class ModelDir:
 
     def config(self, family: str | None = None):
         """The saved config dataclass; checks the family when one is expected."""
-        from ..families import config_class
+        from .families import canonical, config_class
 
         run = self.run()
-        if family is not None and run["family"] != family:
-            raise AigcError(f"{self.path} holds a {run['family']} model, not a {family} model")
+        if family is not None and canonical(run["family"]) != canonical(family):
+            raise AigcError(f"{self.path} holds a {canonical(run['family'])} model, not a {canonical(family)} model")
         return config_class(run["family"]).from_dict(run["config"], source=str(self.config_file))
 
     def history(self) -> list[dict]:
@@ -84,7 +84,7 @@ class ModelDir:
         import keras
         import numpy as np
 
-        from .. import models  # noqa: F401  (registers the Keras classes)
+        from . import models  # noqa: F401  (registers the Keras classes)
 
         self.config(family)
         if not self.model.exists():

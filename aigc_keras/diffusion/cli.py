@@ -1,0 +1,111 @@
+"""`train diffusion`, `sample diffusion` and `export diffusion` (TensorFlow is imported only when a
+command runs)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..cli.common import (
+    IMAGE_EVALUATE_OPTIONS,
+    batch_option,
+    epilog,
+    export_command,
+    load_for_sampling,
+    model_option,
+    sample_options,
+    train_command,
+    write_images,
+)
+from ..cli.options import FINITE, FiniteFloat
+from ..errors import AigcError
+from ..imaging import check_output_name
+from .config import EXPORT_SAMPLERS, SAMPLERS, DiffusionConfig
+
+GIF_FRAMES = 60
+
+SAMPLER_OPTIONS = {
+    "sampler": click.option(
+        "--sampler", type=click.Choice(SAMPLERS),
+        help="diffusion: DDPM models: ddpm (ancestral), ddim or dpm++ (DPM-Solver++(2M)); flow models: euler "
+             "or heun [default: ddim for DDPM, euler for flow]"),
+    "steps": click.option("--steps", type=click.IntRange(min=1),
+                          help="diffusion: sampling steps [default: 50 for ddim and dpm++, T for ddpm, 25 for "
+                               "euler and heun]"),
+    "eta": click.option("--eta", type=FiniteFloat(0.0, 1.0), help="diffusion: DDIM noise: 0 deterministic (the "
+                                                                   "default), 1 DDPM's variance"),
+    "guidance": click.option("--guidance", type=FINITE,
+                             help="diffusion: classifier-free guidance weight w (conditional models; 1 = none)"),
+}
+EVALUATE_OPTIONS = {**IMAGE_EVALUATE_OPTIONS, **SAMPLER_OPTIONS}
+
+
+def commands(name: str = "diffusion") -> dict:
+    train = train_command(
+        DiffusionConfig, name,
+        "Train a diffusion model (DDPM or flow matching); rerun the same command to resume after an interruption.",
+        ["", " --conditional --model-dir saved_models/cdiffusion", " --objective eps --schedule cosine",
+         " --objective v --loss-weighting min-snr --epochs 20"],
+    )
+
+    @click.command(name, epilog=epilog("sample", name, [
+        " --num 64 --seed 0 --out d.png", " --sampler heun --steps 10 --out heun.png",
+        " --model saved_models/ddpm --sampler ddpm --gif denoise.gif",
+        " --model saved_models/cdiffusion --label 3 --guidance 3.0 --out threes.png"]))
+    @model_option(name)
+    @SAMPLER_OPTIONS["sampler"]
+    @SAMPLER_OPTIONS["steps"]
+    @SAMPLER_OPTIONS["eta"]
+    @sample_options
+    @SAMPLER_OPTIONS["guidance"]
+    @click.option("--gif", help="also write an animated GIF of the grid from pure noise to the image")
+    @click.option("--progress", is_flag=True, help="run step by step with a progress bar (same result)")
+    def sample(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, progress):
+        """Generate images from a trained diffusion model."""
+        check_output_name(out)
+        if gif is not None:
+            check_output_name(gif, "--gif", (".gif",))
+        if eta and sampler not in (None, "ddim"):
+            raise AigcError("--eta applies to --sampler ddim only")
+        family, model = load_for_sampling(model_dir, "diffusion")
+        from ..imaging import grid, save_gif, to_uint8
+        from .family import checked_sampler
+        from .pipeline import evaluations
+
+        chosen, sampler, steps = checked_sampler(model, sampler, steps, eta or 0.0, guidance)
+        rows = evaluations(chosen, steps)
+        columns = model.num_classes if model.num_classes and label is None else None
+        frames, bar = [], None
+        keep = {round(i * (rows - 1) / (GIF_FRAMES - 1)) for i in range(GIF_FRAMES)} if gif else set()
+
+        def on_step(i, x):
+            if i in keep:
+                frames.append(grid(to_uint8(x.clip(-1, 1)), columns))
+            if bar is not None:
+                bar.update(1)
+
+        options = dict(sampler=sampler, steps=steps, eta=eta or 0.0, guidance=guidance)
+        if progress:
+            with click.progressbar(length=rows, label=f"{sampler} x{steps}", file=sys.stderr) as bar:
+                result = family.sample(model, num, seed, label, **options, on_step=on_step)
+        else:
+            result = family.sample(model, num, seed, label, **options, on_step=on_step if gif else None)
+        write_images(out, *result)
+        if gif:
+            save_gif(gif, frames)
+            click.echo(f"wrote {len(frames)} frames to {gif}")
+
+    export = export_command(
+        "diffusion", name,
+        "Export a diffusion model: signatures `generate` (the whole sampler) and `denoise_step`.",
+        [" --tflite --steps 25", " --tflite --steps 10 --sampler heun --quantize float16 --out export/diffusion_fp16",
+         " --tflite --batch 4 --out export/diffusion4"],
+        [click.option("--steps", type=click.IntRange(min=1), default=25, show_default=True,
+                      help="sampling steps inside the exported generate signature"),
+         click.option("--sampler", type=click.Choice(EXPORT_SAMPLERS),
+                      help="sampler inside generate (deterministic: noise is the only input) [default: ddim for "
+                           "DDPM, euler for flow]"),
+         batch_option("images")],
+    )
+    return {"train": train, "sample": sample, "export": export}
