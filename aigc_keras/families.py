@@ -28,6 +28,7 @@ _FAMILIES = {
     "diffusion": Entry("aigc_keras.diffusion.config:DiffusionConfig", "aigc_keras.diffusion.family:DiffusionFamily",
                        "aigc_keras.diffusion.cli"),
     "text": Entry("aigc_keras.text.config:TextConfig", "aigc_keras.text.family:TextFamily", "aigc_keras.text.cli"),
+    "vae": Entry("aigc_keras.vae.config:VAEConfig", "aigc_keras.vae.family:VAEFamily", "aigc_keras.vae.cli"),
     "classifier": Entry("aigc_keras.classifier.config:ClassifierConfig",
                         "aigc_keras.classifier.family:ClassifierFamily", "aigc_keras.classifier.cli"),
 }

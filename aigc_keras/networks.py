@@ -53,6 +53,9 @@ class ReplicaDropout(keras.layers.Layer):
         self.rate, self.seed = rate, seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
+    def build(self, input_shape=None):
+        """Nothing to create (the seed generator is made with the layer)."""
+
     def call(self, x, training=False):
         if not training or not self.rate:
             return x

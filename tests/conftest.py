@@ -15,6 +15,27 @@ tf.config.set_logical_device_configuration(
 )
 
 
+CPUS = tuple(d.name for d in tf.config.list_logical_devices("CPU"))
+
+
+@pytest.fixture(autouse=True)
+def mirrored_on_two_cpus(monkeypatch):
+    """`--strategy mirrored` spans the two logical CPUs in every test, whatever GPUs the host has."""
+    from aigc_keras.training import strategy
+
+    monkeypatch.setattr(strategy, "mirrored_devices", lambda: CPUS)
+
+
+@pytest.fixture
+def two_cpus():
+    """A MirroredStrategy of two replicas on the two logical CPU devices."""
+    from aigc_keras.training.strategy import resolve_strategy
+
+    strategy = resolve_strategy("mirrored")
+    assert strategy.num_replicas_in_sync == 2
+    return strategy
+
+
 def make_images(n=96, size=16, channels=1, seed=0):
     """Two classes that differ in where they are bright: label 0 top half, label 1 bottom half."""
     rng = np.random.default_rng(seed)

@@ -55,8 +55,9 @@ class DiffusionModel(OneOptimizer, keras.Model):
         self._sqrt_alpha_bar = tf.constant(np.sqrt(alpha_bar), tf.float32)
         self._sqrt_one_minus = tf.constant(np.sqrt(1.0 - alpha_bar), tf.float32)
         snr = alpha_bar / (1.0 - alpha_bar)
-        divisor = snr + 1.0 if objective == "v" else snr
-        self._min_snr_weight = tf.constant(np.minimum(snr, min_snr_gamma) / divisor, tf.float32)
+        weight = np.minimum(snr, min_snr_gamma) / (snr + 1.0) if objective == "v" else \
+            np.minimum(1.0, min_snr_gamma / np.maximum(snr, 1e-30))  # min(snr, gamma) / snr, also at snr = 0
+        self._min_snr_weight = tf.constant(weight, tf.float32)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.build()
 

@@ -107,6 +107,7 @@ class LSTMLanguageModel(LanguageModel):
     def build(self, input_shape=None):
         """Every layer's weights now (ids [B, T] whatever T), so `fit` and `step` find them built."""
         self.embedding.build((None, None))
+        self.drop.build()
         width = self.embedding_dim
         for lstm in self.lstms:
             lstm.build((None, None, width))
@@ -199,6 +200,7 @@ class TransformerLanguageModel(LanguageModel):
         units = self.units
         self.token_embedding.build((None, None))
         self.position_embedding.build((None,))
+        self.drop.build()
         for block in self.blocks:
             block["norm1"].build((None, None, units))
             block["attention"].build((None, None, units), (None, None, units))

@@ -33,7 +33,7 @@ def load_image_data(config, check_shape):
     from ..data import load_images
 
     data = load_images(config.data)
-    if config.conditional and not data.num_classes:
+    if getattr(config, "conditional", False) and not data.num_classes:  # families without classes have no flag
         raise AigcError(f"--conditional needs labelled data, and {config.data} has no labels")
     try:
         check_shape(data.image_shape)

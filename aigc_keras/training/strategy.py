@@ -43,21 +43,31 @@ def resolve_strategy(name: str) -> tf.distribute.Strategy:
     multiworker: MultiWorkerMirroredStrategy over the TF_CONFIG cluster (every GPU of each
     worker, or its CPU).
     """
-    if name == "auto":
-        if num_workers() > 1:
-            name = "multiworker"
-        else:
-            name = "mirrored" if len(tf.config.list_logical_devices("GPU")) > 1 else "default"
+    name = strategy_name(name)
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        return _mirrored(tuple(d.name for d in devices))
+        return _mirrored(mirrored_devices())
     if name == "multiworker":
         if not tf_config():
             raise AigcError("--strategy multiworker needs TF_CONFIG naming the cluster and this worker's task")
         return _multiworker()
     raise AigcError(f"unknown strategy {name!r}")
+
+
+def mirrored_devices() -> tuple[str, ...]:
+    """The devices `--strategy mirrored` spans: every GPU, or every logical CPU device without one."""
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tuple(d.name for d in devices)
+
+
+def strategy_name(name: str) -> str:
+    """What `name` resolves to: `auto` becomes multiworker, mirrored or default (see `resolve_strategy`)."""
+    if name != "auto":
+        return name
+    if num_workers() > 1:
+        return "multiworker"
+    return "mirrored" if len(tf.config.list_logical_devices("GPU")) > 1 else "default"
 
 
 @functools.lru_cache(maxsize=None)
