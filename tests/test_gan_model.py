@@ -87,7 +87,10 @@ def test_ema_is_the_moving_average_and_is_used_for_sampling(gan_config):
     assert not np.allclose(model.generate(z), model.generator(z, training=False))
 
 
-@pytest.mark.parametrize("options", [{}, {"loss": "wgan-gp", "n_critic": 2}, {"conditional": True}, {"ema": True}, {"loss": "wgan-gp", "n_critic": 2, "conditional": True, "ema": True}])
+@pytest.mark.parametrize("options", [
+    {}, {"loss": "wgan-gp", "n_critic": 2}, {"conditional": True}, {"ema": True},
+    {"loss": "wgan-gp", "n_critic": 2, "conditional": True, "ema": True}, {"minibatch_std": 4},
+])
 def test_mirrored_step_equals_default_step_on_the_same_global_batch(gan_config, options):
     config = gan_config(**options)
     reference, _, dataset = build(config)

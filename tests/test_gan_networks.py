@@ -85,3 +85,15 @@ def test_networks_and_an_uncompiled_gan_round_trip_through_keras_files(tmp_path)
     z, labels = np.ones((2, 8), np.float32), np.array([0, 1], np.int32)
     np.testing.assert_allclose(loaded.generate(z, labels), gan.generate(z, labels), atol=1e-6)
     assert loaded.objective == "hinge" and not loaded.compiled
+
+
+def test_minibatch_stddev_appends_each_groups_mean_feature_spread():
+    from aigc_keras.gan.networks import MinibatchStdDev
+
+    x = np.random.default_rng(0).standard_normal((8, 3, 3, 2)).astype(np.float32)
+    out = MinibatchStdDev(4)(x).numpy()
+    assert out.shape == (8, 3, 3, 3)
+    np.testing.assert_array_equal(out[..., :2], x)
+    for group in (slice(0, 4), slice(4, 8)):  # consecutive groups: a replica's half of the batch is whole groups
+        want = x[group].std(axis=0).mean()
+        np.testing.assert_allclose(out[group, ..., 2], want, rtol=1e-4)

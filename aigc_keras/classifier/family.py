@@ -28,6 +28,10 @@ class ClassifierFamily(Family):
             raise AigcError(f"{config.data} has no labels: a classifier needs labelled data")
         return data
 
+    def steps_per_epoch(self, config: ClassifierConfig, data_info: dict) -> int:
+        train = int(data_info["num_examples"] * (1 - config.validation_split))
+        return config.steps_per_epoch or max(train // config.batch_size, 1)
+
     def dataset(self, config: ClassifierConfig, data, global_batch_size: int, start_epoch: int = 0):
         train, _ = data.split(config.validation_split)
         return data_epochs(config, train, global_batch_size, start_epoch)
@@ -39,7 +43,7 @@ class ClassifierFamily(Family):
     def build(self, config: ClassifierConfig, data_info: dict) -> keras.Model:
         model = Classifier(data_info["image_shape"], len(data_info["class_names"]), config.filters,
                            config.feature_dim, config.dropout, name="classifier")
-        optimizer = loss_scaled(keras.optimizers.Adam(config.learning_rate), config.precision)
+        optimizer = loss_scaled(keras.optimizers.Adam(self.learning_rate(config, data_info, config.learning_rate)), config.precision)
         model.compile(optimizer=optimizer)
         optimizer.build(model.trainable_variables)
         return model

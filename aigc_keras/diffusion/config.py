@@ -15,7 +15,6 @@ FLOW_SAMPLERS = ("euler", "heun")  # the others step on a DDPM schedule
 EXPORT_SAMPLERS = ("ddim", "dpm++", "euler", "heun")  # deterministic: the exported graph needs no random op
 TIME_SAMPLING = ("uniform", "logit-normal")
 LOSS_WEIGHTING = ("none", "min-snr")
-LR_SCHEDULES = ("constant", "cosine")
 GUIDANCE = 3.0  # classifier-free guidance of the previews and KID estimates of a conditional model
 
 
@@ -64,9 +63,6 @@ class DiffusionConfig(ImageTrainConfig):
     ema_momentum: float = option(0.999, "decay of the network EMA (with --ema)", min=0.0, max=0.99999)
     learning_rate: float = option(1e-3, "Adam learning rate (the peak, with --lr-schedule cosine)", min=0.0,
                                   resumable=True)
-    lr_schedule: str = option("constant", "constant, or cosine: linear warm-up, then cosine decay to 0 at the "
-                                          "last epoch", choices=LR_SCHEDULES)
-    warmup_steps: int = option(0, "optimizer steps of linear learning-rate warm-up (--lr-schedule cosine)", min=0)
 
     @classmethod
     def from_dict(cls, values: dict, source: str | None = None) -> "DiffusionConfig":

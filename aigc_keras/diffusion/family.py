@@ -78,7 +78,7 @@ class DiffusionFamily(ImageFamily):
             loss_weighting=config.loss_weighting,
             min_snr_gamma=config.min_snr_gamma,
         )
-        model.compile(optimizer=loss_scaled(keras.optimizers.Adam(learning_rate(config, data_info)), config.precision))
+        model.compile(optimizer=loss_scaled(keras.optimizers.Adam(self.learning_rate(config, data_info, config.learning_rate)), config.precision))
         return model
 
     def sample(self, model: DiffusionModel, num: int, seed: int, label: int | None = None, sampler: str | None = None,
@@ -209,15 +209,3 @@ class DiffusionFamily(ImageFamily):
             metadata["schedule"] = {"name": model.schedule.name, "timesteps": model.schedule.timesteps,
                                     "alphas_cumprod": [float(a) for a in model.schedule.alphas_cumprod]}
         return model.denoiser, endpoints, metadata
-
-
-def learning_rate(config: DiffusionConfig, data_info: dict):
-    """The Adam learning rate: constant, or a linear warm-up to `config.learning_rate` and a cosine decay
-    to 0 at the run's last step."""
-    if config.lr_schedule == "constant":
-        return config.learning_rate
-    steps = config.steps_per_epoch or data_info["num_examples"] // config.batch_size
-    total = max(config.epochs * steps, config.warmup_steps + 1)
-    return keras.optimizers.schedules.CosineDecay(
-        0.0 if config.warmup_steps else config.learning_rate, total - config.warmup_steps,
-        warmup_target=config.learning_rate if config.warmup_steps else None, warmup_steps=config.warmup_steps)

@@ -33,6 +33,8 @@ class GANConfig(ImageTrainConfig):
     n_critic: Optional[int] = option(
         None, "discriminator steps per generator step [default: 5 with wgan-gp, else 1]", min=1
     )
+    minibatch_std: int = option(0, "discriminator sees the feature spread over groups of this many images (0: "
+                                   "off); against drawing too few kinds of image", min=0)
     conditional: bool = option(False, "class-conditional GAN (needs labelled data)")
     ema: bool = option(True, "keep an EMA copy of the generator for sampling and export")
     ema_momentum: float = option(0.999, "decay of the generator EMA (with --ema)", min=0.0, max=0.99999)
@@ -47,3 +49,5 @@ class GANConfig(ImageTrainConfig):
         super().__post_init__()
         if self.label_smoothing and self.loss != "ns":
             raise AigcError("--label-smoothing applies to --loss ns only")
+        if self.minibatch_std and self.batch_size % self.minibatch_std:
+            raise AigcError(f"--batch-size {self.batch_size} must be a multiple of --minibatch-std {self.minibatch_std}")

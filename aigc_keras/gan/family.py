@@ -26,6 +26,9 @@ class GANFamily(ImageFamily):
     def load_data(self, config: GANConfig):
         return load_image_data(config, upsampling_plan)
 
+    def steps_per_epoch(self, config: GANConfig, data_info: dict) -> int:
+        return config.steps_per_epoch or max(data_info["num_examples"] // (config.batch_size * config.n_critic), 1)
+
     def dataset(self, config: GANConfig, data, global_batch_size: int, start_epoch: int = 0):
         return data_epochs(config, data, global_batch_size, start_epoch, per_step=config.n_critic)
 
@@ -34,7 +37,7 @@ class GANFamily(ImageFamily):
         num_classes = len(data_info["class_names"]) if config.conditional else 0
         gan = GAN(
             Generator(config.latent_dim, shape, config.base_filters, num_classes, name="generator"),
-            Discriminator(shape, config.base_filters, num_classes, name="discriminator"),
+            Discriminator(shape, config.base_filters, num_classes, config.minibatch_std, name="discriminator"),
             loss=config.loss,
             label_smoothing=config.label_smoothing,
             gp_weight=config.gp_weight,
@@ -43,10 +46,10 @@ class GANFamily(ImageFamily):
             seed=config.seed,
         )
         gan.compile(
-            d_optimizer=loss_scaled(keras.optimizers.Adam(config.d_learning_rate, config.beta_1, config.beta_2),
-                                    config.precision),
-            g_optimizer=loss_scaled(keras.optimizers.Adam(config.g_learning_rate, config.beta_1, config.beta_2),
-                                    config.precision),
+            d_optimizer=loss_scaled(keras.optimizers.Adam(self.learning_rate(config, data_info, config.d_learning_rate),
+                                                          config.beta_1, config.beta_2), config.precision),
+            g_optimizer=loss_scaled(keras.optimizers.Adam(self.learning_rate(config, data_info, config.g_learning_rate),
+                                                          config.beta_1, config.beta_2), config.precision),
         )
         return gan
 

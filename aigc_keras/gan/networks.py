@@ -17,6 +17,7 @@ number of replicas.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 from ..errors import AigcError
@@ -74,12 +75,43 @@ class Generator(ConfigNetwork):
 
 
 @keras.saving.register_keras_serializable("aigc_keras")
+class MinibatchStdDev(layers.Layer):
+    """Appends one channel: the mean standard deviation of the features over each group of
+    `group_size` consecutive examples (Karras et al. 2018). A discriminator that sees how varied its
+    batch is punishes a generator that draws too few kinds of image (class collapse).
+
+    Groups are consecutive examples, so a replica's slice of the global batch (whole groups, when
+    the per-replica batch is a multiple of `group_size`) gives what one device would.
+    """
+
+    def __init__(self, group_size: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size = group_size
+
+    def call(self, x):
+        height, width, channels = x.shape[1:]
+        groups = tf.reshape(x, [-1, self.group_size, height, width, channels])
+        std = tf.sqrt(tf.math.reduce_variance(groups, axis=1) + 1e-8)  # [N / g, H, W, C]
+        per_group = tf.reduce_mean(std, axis=[1, 2, 3])  # [N / g]
+        feature = tf.repeat(per_group, self.group_size)[:, None, None, None] * tf.ones_like(x[..., :1])
+        return tf.concat([x, feature], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "group_size": self.group_size}
+
+
+@keras.saving.register_keras_serializable("aigc_keras")
 class Discriminator(ConfigNetwork):
-    """images [N, H, W, C] (and label [N] int32 when conditional) -> logits [N, 1]."""
+    """images [N, H, W, C] (and label [N] int32 when conditional) -> logits [N, 1]. With
+    `minibatch_std` g > 0, a `MinibatchStdDev` channel over groups of g examples before the last
+    convolution."""
 
-    config_keys = ("image_shape", "base_filters", "num_classes")
+    config_keys = ("image_shape", "base_filters", "num_classes", "minibatch_std")
 
-    def __init__(self, image_shape, base_filters=64, num_classes=0, **kwargs):
+    def __init__(self, image_shape, base_filters=64, num_classes=0, minibatch_std=0, **kwargs):
         image_shape = tuple(image_shape)
         _, _, stages = upsampling_plan(image_shape)
         image = keras.Input(image_shape, name="image")
@@ -88,6 +120,8 @@ class Discriminator(ConfigNetwork):
             x = layers.Conv2D(filters, 4, strides=2, padding="same")(x)
             x = layers.LeakyReLU(0.2)(x)
             filters *= 2
+        if minibatch_std:
+            x = MinibatchStdDev(minibatch_std)(x)
         x = layers.LeakyReLU(0.2)(layers.Conv2D(filters // 2, 3, padding="same")(x))
         features = layers.Flatten()(x)
         logits = layers.Dense(1)(features)
@@ -101,3 +135,4 @@ class Discriminator(ConfigNetwork):
         self.image_shape = image_shape
         self.base_filters = base_filters
         self.num_classes = num_classes
+        self.minibatch_std = minibatch_std

@@ -7,7 +7,13 @@ import sys
 
 import click
 
-from ..cli.common import epilog, export_command, load_for_sampling, model_option, train_command
+from ..cli.common import (
+    epilog,
+    export_command,
+    load_for_sampling,
+    model_option,
+    train_command,
+)
 from ..cli.options import FiniteFloat
 from ..folders import check_output_file
 from .config import TextConfig

@@ -66,10 +66,15 @@ class TextFamily(Family):
             model = LSTMLanguageModel(embedding_dim=config.embedding_dim, **common)
         else:
             model = TransformerLanguageModel(heads=config.heads, **common)
-        optimizer = loss_scaled(keras.optimizers.Adam(config.learning_rate), config.precision)
+        optimizer = loss_scaled(keras.optimizers.Adam(self.learning_rate(config, data_info, config.learning_rate)),
+                                config.precision)
         model.compile(optimizer=optimizer)
         optimizer.build(model.trainable_variables)
         return model
+
+    def steps_per_epoch(self, config: TextConfig, data_info: dict) -> int:
+        windows = (data_info["train_tokens"] - 1) // config.seq_len
+        return config.steps_per_epoch or max(windows // config.batch_size, 1)
 
     def data_info(self, config: TextConfig, data) -> dict:
         train_ids, val_ids, tokenizer = self._split(config, data)

@@ -64,6 +64,23 @@ class Family:
         """(tf.data.Dataset of global batches for epochs start_epoch.., steps per epoch); see `data_epochs`."""
         raise NotImplementedError
 
+    def steps_per_epoch(self, config, data_info: dict) -> int:
+        """Optimizer steps in one epoch (for a learning-rate schedule): `config.steps_per_epoch`, or a
+        pass over `data_info["num_examples"]`."""
+        return config.steps_per_epoch or max(data_info["num_examples"] // config.batch_size, 1)
+
+    def learning_rate(self, config, data_info: dict, rate: float):
+        """`rate`, or with `--lr-schedule cosine` a linear warm-up to it over `config.warmup_steps` and
+        a cosine decay to 0 at the run's last step."""
+        import keras
+
+        if config.lr_schedule == "constant":
+            return rate
+        total = max(config.epochs * self.steps_per_epoch(config, data_info), config.warmup_steps + 1)
+        warm = config.warmup_steps
+        return keras.optimizers.schedules.CosineDecay(0.0 if warm else rate, total - warm,
+                                                      warmup_target=rate if warm else None, warmup_steps=warm)
+
     def validation_data(self, config, data):
         """Batches `fit` validates on after each epoch (`val_` metrics), or None."""
         return None
@@ -124,7 +141,12 @@ class ImageFamily(Family):
         import time
 
         from ..data import load_images
-        from ..metrics.evaluate import evaluate_images, format_report, generate, real_sets
+        from ..metrics.evaluate import (
+            evaluate_images,
+            format_report,
+            generate,
+            real_sets,
+        )
         from ..metrics.features import feature_net
 
         start, num = time.time(), num or 1000

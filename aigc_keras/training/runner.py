@@ -119,12 +119,18 @@ def train(config, model_dir: str | Path, overwrite: bool = False, force: bool = 
 def _restore(model: keras.Model, md: ModelDir) -> int:
     """Restore the last checkpoint (returns its finished epochs), keeping the learning rates the
     model was built with: a run may resume with a lower rate (after a divergence, say)."""
-    optimizers = [v for v in vars(model).values() if isinstance(v, keras.optimizers.Optimizer)]
+    optimizers = [v for v in vars(model).values() if isinstance(v, keras.optimizers.Optimizer) and _settable(v)]
     rates = [float(keras.ops.convert_to_numpy(opt.learning_rate)) for opt in optimizers]
     done = EpochCheckpoint.restore(model, md.checkpoints)
     for optimizer, rate in zip(optimizers, rates):
         optimizer.learning_rate = rate
     return done
+
+
+def _settable(optimizer) -> bool:
+    """Whether the learning rate is a number (a schedule is config, not saved state, and cannot be set)."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    return not isinstance(inner.get_config()["learning_rate"], dict)
 
 
 def _divergence_cause(config) -> str:

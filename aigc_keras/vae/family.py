@@ -34,7 +34,7 @@ class VAEFamily(ImageFamily):
         model = VAE(Encoder(shape, config.latent_dim, config.base_filters, name="encoder"),
                     Decoder(shape, config.latent_dim, config.base_filters, name="decoder"),
                     beta=config.beta, seed=config.seed)
-        optimizer = loss_scaled(keras.optimizers.Adam(config.learning_rate), config.precision)
+        optimizer = loss_scaled(keras.optimizers.Adam(self.learning_rate(config, data_info, config.learning_rate)), config.precision)
         model.compile(optimizer=optimizer)
         optimizer.build(model.trainable_variables)  # eagerly: lazily, inside a replica step, it fails
         return model
