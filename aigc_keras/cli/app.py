@@ -64,6 +64,31 @@ cli.add_command(evaluate.evaluate)
 
 @cli.command(epilog="""\b
 Examples:
+  aigc-keras demo                           # the exports in export/, on http://127.0.0.1:8765/
+  aigc-keras demo --exports my_exports --port 0""")
+@click.option("--exports", default="export", show_default=True, help="folder whose export folders the page runs")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to serve on (127.0.0.1: this machine)")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="port (0: a free one)")
+@click.option("--web", help="the demo page's folder [default: web/ of this checkout]")
+def demo(exports, host, port, web):
+    """Serve the demo page: every export generates in your browser with LiteRT.js (WebAssembly)."""
+    import time
+
+    from ..demo import exports_index, serve
+
+    server = serve(exports, host, port, web)
+    found = ", ".join(f"{e['name']} ({e['metadata']['family']})" for e in exports_index(server.exports_folder))
+    address, bound = server.server_address[:2]
+    click.echo(f"serving the demo on http://{address}:{bound}/ (exports: {found or 'none yet'}); Ctrl-C stops it")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+@cli.command(epilog="""\b
+Examples:
   aigc-keras info saved_models/gan
   aigc-keras info saved_models/gan --json""")
 @click.argument("model_dir", default="saved_models/gan")

@@ -1,0 +1,325 @@
+// The aigc-keras demo page: every export under `aigc-keras demo --exports DIR` runs here, on this
+// machine, with LiteRT.js on its WebAssembly CPU path. Nothing is uploaded. The page's controls come
+// from each export's metadata.json; `window.demo` keeps what each panel last fed and got (for tests).
+
+import {loadAndCompile, loadLiteRt, Tensor} from '@litertjs/core';
+
+import {PageRandom} from './rng.js';
+import {nextToken} from './sampling.js';
+
+const PANELS = {gan: 'gan', diffusion: 'diffusion', text: 'text', lstm: 'text'};  // export family -> panel
+const SCALE = 3;  // screen pixels per image pixel
+
+const demo = {ready: null, exports: [], gan: {}, diffusion: {}, text: {}};
+window.demo = demo;
+
+function $(panel, role) {
+  return document.querySelector(`#${panel} [data-role="${role}"]`);
+}
+
+function say(panel, role, text) {
+  $(panel, role).textContent = text;
+}
+
+/** Why an export cannot run here, or null: it must have a .tflite with fixed-size tensors. */
+function incompatible(meta) {
+  if (!meta.files || !meta.files.tflite) return 'it has no model.tflite: export it with --tflite';
+  for (const [name, spec] of Object.entries(meta.signatures)) {
+    for (const side of ['inputs', 'outputs']) {
+      for (const [tensor, t] of Object.entries(spec[side])) {
+        if (t.shape.some((d) => d < 0)) {
+          return `its ${name}/${tensor} has no fixed size (made by aigc-keras ` +
+              `${(meta.versions || {}).aigc_keras || '?'} before static shapes): export it again`;
+        }
+        if (!['float32', 'int32', 'uint8'].includes(t.dtype)) {
+          return `its ${name}/${tensor} is ${t.dtype}, which LiteRT.js cannot take: export it again`;
+        }
+      }
+    }
+  }
+  return null;
+}
+
+const TYPED = {float32: Float32Array, int32: Int32Array, uint8: Uint8Array};
+
+/** Runs one signature: inputs {name: typed array or number}, shapes and dtypes from metadata. */
+async function run(entry, signature, inputs) {
+  const spec = entry.meta.signatures[signature].inputs;
+  const tensors = {};
+  for (const [name, t] of Object.entries(spec)) {
+    const value = inputs[name];
+    const data = ArrayBuffer.isView(value) ? value : new TYPED[t.dtype]([value]);
+    tensors[name] = new Tensor(data, t.shape);
+  }
+  const start = performance.now();
+  const outputs = await entry.model.run(signature, tensors);
+  const ms = performance.now() - start;
+  const result = {};
+  for (const [name, tensor] of Object.entries(outputs)) {
+    result[name] = tensor.toTypedArray().slice();
+    tensor.delete();
+  }
+  for (const tensor of Object.values(tensors)) tensor.delete();
+  return {result, ms};
+}
+
+/** Draws uint8 images [n, H, W, C] as a grid on the panel's canvas. */
+function draw(panel, pixels, count, [height, width, channels], columns) {
+  const canvas = $(panel, 'canvas');
+  columns = columns || Math.ceil(Math.sqrt(count));
+  const rows = Math.ceil(count / columns);
+  canvas.width = columns * (width + 1) * SCALE;
+  canvas.height = rows * (height + 1) * SCALE;
+  const context = canvas.getContext('2d');
+  context.fillStyle = '#222';
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  const image = context.createImageData(width, height);
+  const scratch = document.createElement('canvas');
+  scratch.width = width;
+  scratch.height = height;
+  context.imageSmoothingEnabled = false;
+  for (let n = 0; n < count; n++) {
+    for (let p = 0; p < height * width; p++) {
+      const at = (n * height * width + p) * channels;
+      image.data[4 * p] = pixels[at];
+      image.data[4 * p + 1] = pixels[at + (channels === 3 ? 1 : 0)];
+      image.data[4 * p + 2] = pixels[at + (channels === 3 ? 2 : 0)];
+      image.data[4 * p + 3] = 255;
+    }
+    scratch.getContext('2d').putImageData(image, 0, 0);
+    const x = (n % columns) * (width + 1) * SCALE;
+    const y = Math.floor(n / columns) * (height + 1) * SCALE;
+    context.drawImage(scratch, x, y, width * SCALE, height * SCALE);
+  }
+}
+
+/** Labels for `count` images: one class for all, or every class in turn (as `aigc-keras sample` does). */
+function labels(meta, count, choice) {
+  return Int32Array.from({length: count}, (_, i) => (choice === 'all' ? i % meta.num_classes : Number(choice)));
+}
+
+function classControl(panel, meta) {
+  const select = $(panel, 'label');
+  select.parentElement.hidden = !meta.conditional;
+  if (!meta.conditional) return;
+  select.replaceChildren(new Option('every class', 'all'),
+      ...meta.class_names.map((name, i) => new Option(name, String(i))));
+}
+
+// ----- GAN: a grid of images from `generate`, `batch` per call.
+
+async function generateImages(panel, entry, noiseName, extra) {
+  const meta = entry.meta;
+  const seed = Number($(panel, 'seed').value);
+  const count = Number($(panel, 'count').value);
+  const [height, width, channels] = meta.image_shape;
+  const noiseSize = meta.signatures.generate.inputs[noiseName].shape.slice(1).reduce((a, b) => a * b, 1);
+  const noise = new PageRandom(seed).normal(count * noiseSize);
+  const chosen = meta.conditional ? labels(meta, count, $(panel, 'label').value) : null;
+  const pixels = new Uint8Array(count * height * width * channels);
+  const perImage = height * width * channels;
+  const calls = [];
+  for (let start = 0; start < count; start += meta.batch) {
+    const rows = Array.from({length: meta.batch}, (_, i) => Math.min(start + i, count - 1));
+    const inputs = {[noiseName]: new Float32Array(meta.batch * noiseSize), ...extra};
+    rows.forEach((r, i) => inputs[noiseName].set(noise.subarray(r * noiseSize, (r + 1) * noiseSize), i * noiseSize));
+    if (chosen) inputs.label = Int32Array.from(rows, (r) => chosen[r]);
+    const {result, ms} = await run(entry, 'generate', inputs);
+    calls.push(ms);
+    pixels.set(result.images.subarray(0, Math.min(meta.batch, count - start) * perImage), start * perImage);
+  }
+  const columns = meta.conditional && $(panel, 'label').value === 'all' ? meta.num_classes : null;
+  draw(panel, pixels, count, meta.image_shape, columns);
+  const mean = calls.reduce((a, b) => a + b, 0) / calls.length;
+  say(panel, 'timing', `${calls.length} calls of generate, ${mean.toFixed(1)} ms per call ` +
+      `(${(mean / meta.batch).toFixed(1)} ms per image)`);
+  Object.assign(demo[panel], {noise, labels: chosen, images: pixels, msPerCall: calls});
+}
+
+// ----- Diffusion: the whole sampler in one call, or denoise_step once per step.
+
+async function stepByStep(entry) {
+  const meta = entry.meta;
+  const seed = Number($('diffusion', 'seed').value);
+  const [height, width, channels] = meta.image_shape;
+  const size = meta.batch * height * width * channels;
+  let x = new PageRandom(seed).normal(size);
+  const guidance = meta.conditional ? {guidance: Number($('diffusion', 'guidance').value)} : {};
+  const chosen = meta.conditional ? {label: labels(meta, meta.batch, $('diffusion', 'label').value)} : {};
+  const flow = meta.objective === 'flow';
+  const times = [...meta.timesteps, flow ? 0 : -1];
+  const trajectory = [];
+  const start = performance.now();
+  for (let i = 0; i < meta.timesteps.length; i++) {
+    const {result} = await run(entry, 'denoise_step', {x, t: times[i], t_prev: times[i + 1], ...chosen, ...guidance});
+    x = result.x_prev;
+    trajectory.push(result.images);
+    draw('diffusion', result.images, meta.batch, meta.image_shape);
+    say('diffusion', 'counter', `step ${i + 1} of ${meta.timesteps.length}`);
+    await new Promise(requestAnimationFrame);  // show each step
+  }
+  const ms = performance.now() - start;
+  say('diffusion', 'timing', `${meta.timesteps.length} calls of denoise_step, ${(ms / meta.timesteps.length)
+      .toFixed(1)} ms per step, ${ms.toFixed(0)} ms in all`);
+  Object.assign(demo.diffusion, {stepNoise: new PageRandom(seed).normal(size), stepLabels: chosen.label || null,
+    trajectory, finalX: x});
+}
+
+// ----- Text: streamed through `step` with the sampling here, or `generate` in one call.
+
+function tokenizer(meta) {
+  if (meta.tokenizer.kind === 'bytes') {
+    return {encode: (text) => Array.from(new TextEncoder().encode(text)),
+      decoder: () => {
+        const decoder = new TextDecoder();
+        return (id) => decoder.decode(new Uint8Array([id]), {stream: true});
+      }};
+  }
+  const index = new Map(meta.vocabulary.map((c, i) => [c, i]));
+  return {encode: (text) => Array.from(text, (c) => index.get(c) ?? 0),
+    decoder: () => (id) => meta.vocabulary[id]};
+}
+
+function textControls() {
+  return {prompt: $('text', 'prompt').value || '\n', length: Number($('text', 'length').value),
+    temperature: Number($('text', 'temperature').value), topK: Number($('text', 'top-k').value),
+    topP: Number($('text', 'top-p').value), seed: Number($('text', 'seed').value)};
+}
+
+async function write(entry) {
+  const meta = entry.meta;
+  const c = textControls();
+  const tokens = tokenizer(meta);
+  const decode = tokens.decoder();
+  const uniform = new PageRandom(c.seed).uniform(c.length);
+  const zeros = () => Object.fromEntries(meta.state.map((s) => [s.name,
+    new TYPED[s.dtype](s.shape.reduce((a, b) => a * b, 1))]));
+  const context = meta.max_positions;
+  let calls = 0;
+  let busy = 0;
+
+  async function feed(token, state) {
+    const {result, ms} = await run(entry, 'step', {token: Int32Array.of(token), ...state});
+    calls++;
+    busy += ms;
+    return result;
+  }
+  async function read(ids) {
+    let state = zeros();
+    for (const token of ids) {
+      const out = await feed(token, state);
+      state = Object.fromEntries(meta.state.map((s) => [s.name, out[s.name]]));
+    }
+    return state;
+  }
+
+  const history = tokens.encode(c.prompt);
+  const output = $('text', 'output');
+  output.textContent = c.prompt;
+  let state = await read(context ? history.slice(-context, -1) : history.slice(0, -1));
+  const ids = [];
+  for (let i = 0; i < c.length; i++) {
+    if (context && state.position[0] >= context) state = await read(history.slice(-(context >> 1), -1));
+    const out = await feed(history[history.length - 1], state);
+    state = Object.fromEntries(meta.state.map((s) => [s.name, out[s.name]]));
+    const token = nextToken(out.logits, uniform[i], c.temperature, c.topK, c.topP);
+    history.push(token);
+    ids.push(token);
+    output.textContent += decode(token);
+    if (i % 8 === 0) await new Promise(requestAnimationFrame);  // let the characters appear
+  }
+  say('text', 'timing', `${calls} calls of step, ${(busy / calls).toFixed(2)} ms per call`);
+  Object.assign(demo.text, {streamedIds: ids, uniform, promptIds: tokens.encode(c.prompt)});
+}
+
+async function oneCall(entry) {
+  const meta = entry.meta;
+  const c = textControls();
+  const tokens = tokenizer(meta);
+  const prompt = tokens.encode(c.prompt).slice(-meta.prompt_capacity);
+  const padded = new Int32Array(meta.prompt_capacity);
+  padded.set(prompt);
+  const uniform = new Float32Array(meta.length);
+  uniform.set(new PageRandom(c.seed).uniform(Math.min(c.length, meta.length)));
+  const {result, ms} = await run(entry, 'generate', {prompt_ids: padded, prompt_length: prompt.length,
+    uniform, temperature: c.temperature, top_k: c.topK, top_p: c.topP});
+  const ids = Array.from(result.ids.subarray(0, Math.min(c.length, meta.length)));
+  const decode = tokens.decoder();
+  $('text', 'output').textContent = c.prompt + ids.map(decode).join('');
+  say('text', 'timing', `one call of generate (${meta.length} ids), ${ms.toFixed(1)} ms, ` +
+      `${(ms / meta.length).toFixed(3)} ms per id`);
+  Object.assign(demo.text, {generatedIds: ids, generateInputs: {prompt_ids: padded, uniform}});
+}
+
+// ----- Start: find the exports, load the runtime, wire each panel.
+
+function wire(panel, entry) {
+  for (const button of document.querySelectorAll(`#${panel} button`)) {
+    button.addEventListener('click', async () => {
+      const action = {
+        'gan:generate': () => generateImages('gan', entry, 'z', {}),
+        'diffusion:generate': () => generateImages('diffusion', entry, 'noise', entry.meta.conditional ?
+            {guidance: Number($('diffusion', 'guidance').value)} : {}),
+        'diffusion:steps': () => stepByStep(entry),
+        'text:write': () => write(entry),
+        'text:one-call': () => oneCall(entry),
+      }[`${panel}:${button.dataset.action}`];
+      document.querySelectorAll('button').forEach((b) => (b.disabled = true));
+      demo[panel].done = false;
+      try {
+        await action();
+      } catch (error) {
+        say(panel, 'message', `failed: ${error.message}`);
+      } finally {
+        document.querySelectorAll('button').forEach((b) => (b.disabled = false));
+        demo[panel].done = true;
+      }
+    });
+  }
+}
+
+// LiteRT.js's WebAssembly prints its own log lines ("INFO: ...", "WARNING: ...") with console.error:
+// show them at their own level, so that the console's errors are real ones.
+const consoleError = console.error.bind(console);
+console.error = (...args) => {
+  const text = String(args[0] ?? '');
+  if (text.startsWith('INFO: ')) return console.info(...args);
+  if (text.startsWith('WARNING: ')) return console.warn(...args);
+  return consoleError(...args);
+};
+
+async function start() {
+  const listing = await (await fetch('/exports/index.json')).json();
+  demo.exports = listing.exports;
+  say('page', 'source', `exports from ${listing.folder}`);
+  await loadLiteRt('/vendor/@litertjs/core/wasm/');
+  for (const panel of ['gan', 'diffusion', 'text']) {
+    const found = listing.exports.find((e) => PANELS[e.metadata.family] === panel);
+    const controls = document.querySelector(`#${panel} .controls`);
+    if (!found) {
+      controls.hidden = true;
+      say(panel, 'message', `No ${panel} export in ${listing.folder}: run \`aigc-keras export ${panel} ` +
+          '--tflite\` and reload.');
+      continue;
+    }
+    const why = incompatible(found.metadata);
+    if (why) {
+      controls.hidden = true;
+      say(panel, 'message', `export/${found.name} cannot run here: ${why}.`);
+      continue;
+    }
+    const entry = {meta: found.metadata, model: await loadAndCompile(`/exports/${found.name}/model.tflite`,
+        {accelerator: 'wasm'})};
+    demo[panel].export = found.name;
+    say(panel, 'message', `export/${found.name}: ${found.metadata.family}, batch ${found.metadata.batch ?? 1}` +
+        (found.metadata.sampler ? `, ${found.metadata.sampler} x${found.metadata.steps}` : ''));
+    if (panel !== 'text') classControl(panel, found.metadata);
+    if (panel === 'diffusion') $('diffusion', 'guidance').parentElement.hidden = !found.metadata.conditional;
+    wire(panel, entry);
+  }
+}
+
+demo.ready = start().then(() => true, (error) => {
+  say('page', 'source', `The demo could not start: ${error.message}`);
+  return false;
+});
