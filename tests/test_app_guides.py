@@ -11,6 +11,8 @@ from conftest import make_images
 from aigc_keras.cli import main
 from aigc_keras.export import export_trained
 
+pytestmark = pytest.mark.slow  # end-to-end: trains and exports models
+
 ROOT = Path(__file__).resolve().parents[1]
 GUIDES = [ROOT / "docs" / "android.md", ROOT / "docs" / "ios.md"]
 SECTIONS = {"GAN": "gan", "Diffusion": "diffusion", "Text": "text", "What every family shares": "gan",

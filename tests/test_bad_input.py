@@ -24,6 +24,8 @@ from conftest import make_images
 from aigc_keras.cli import main
 from aigc_keras.data import tfds_source
 
+pytestmark = pytest.mark.slow  # end-to-end: trains and exports models
+
 GAN = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2", "--latent-dim", "8", "--base-filters", "8",
        "--strategy", "default"]
 DIFFUSION = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2", "--timesteps", "40",

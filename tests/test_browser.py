@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_images
 
 from aigc_keras.cli import main
 from aigc_keras.demo import WEB, PageRandom
 from aigc_keras.export.runtime import LiteRTModel
-from conftest import make_images
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -33,6 +33,7 @@ def test_every_command_has_help_with_an_example(capsys, command):
     assert code == 0 and "Examples:" in out and "aigc-keras " in out.split("Examples:")[1]
 
 
+@pytest.mark.slow
 def test_train_sample_export_info_end_to_end(capsys, images_npz, tmp_path):
     model = str(tmp_path / "gan")
     code, out, _ = run(capsys, "train", "gan", "--data", images_npz, "--model-dir", model,
@@ -99,6 +100,7 @@ def test_sampling_a_non_gan_model_is_refused(capsys, tmp_path):
     assert code == 1 and err.strip() == f"error: {tmp_path} holds a diffusion model, not a gan model"
 
 
+@pytest.mark.slow
 def test_damaged_model_file_is_named_and_rebuilt_by_rerunning_train(capsys, images_npz, tmp_path):
     model = str(tmp_path / "gan")
     train = ["train", "gan", "--data", images_npz, "--model-dir", model, *TINY]
@@ -154,6 +156,7 @@ DIFFUSION_TINY = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2
                   "--base-filters", "8", "--levels", "2", "--strategy", "default"]
 
 
+@pytest.mark.slow
 def test_diffusion_train_sample_gif_export_end_to_end(capsys, images_npz, tmp_path):
     model = str(tmp_path / "diffusion")
     code, out, _ = run(capsys, "train", "diffusion", "--data", images_npz, "--model-dir", model, "--conditional",

@@ -32,10 +32,15 @@ def build(config, strategy=None, weights=None):
     return model, dataset
 
 
+SLOW = pytest.mark.slow
+
+
 @pytest.mark.parametrize("options", [
-    {}, {"objective": "v", "schedule": "cosine"}, {"conditional": True},
-    {"objective": "flow", "time_sampling": "logit-normal"}, {"objective": "flow", "patch": 2},
-    {"loss_weighting": "min-snr", "lr_schedule": "cosine", "warmup_steps": 5, "learning_rate": 2e-3},
+    {}, pytest.param({"objective": "v", "schedule": "cosine"}, marks=SLOW),
+    pytest.param({"conditional": True}, marks=SLOW), {"objective": "flow", "time_sampling": "logit-normal"},
+    pytest.param({"objective": "flow", "patch": 2}, marks=SLOW),
+    pytest.param({"loss_weighting": "min-snr", "lr_schedule": "cosine", "warmup_steps": 5, "learning_rate": 2e-3},
+                 marks=SLOW),
 ])
 def test_fit_lowers_the_denoising_loss(diffusion_config, options):
     model, dataset = build(diffusion_config(epochs=41, steps_per_epoch=1, **options))  # 41 batches
@@ -60,6 +65,7 @@ def test_loss_of_the_first_step_is_the_mse_to_the_noise(diffusion_config):
     assert 0.8 < float(logs["loss"]) < 1.2
 
 
+@pytest.mark.slow
 def test_mirrored_step_equals_default_step_and_ema_works_there(diffusion_config):
     config = diffusion_config(ema_momentum=0.5, conditional=True, objective="v")
     reference, dataset = build(config)
@@ -86,6 +92,7 @@ def test_guidance_and_labels_need_a_conditional_model(diffusion_config):
         FAMILY.sample(model, 2, 0, label=1, steps=2)
 
 
+@pytest.mark.slow
 def test_guidance_combines_conditional_and_unconditional_predictions(diffusion_config):
     model, dataset = build(diffusion_config(conditional=True))
     model.fit(dataset, epochs=1, steps_per_epoch=3, verbose=0)
@@ -97,7 +104,7 @@ def test_guidance_combines_conditional_and_unconditional_predictions(diffusion_c
     np.testing.assert_allclose(got, uncond + 2.5 * (cond - uncond), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm++"])
+@pytest.mark.parametrize("sampler", [pytest.param("ddpm", marks=SLOW), "ddim", pytest.param("dpm++", marks=SLOW)])
 def test_one_graph_loop_equals_the_step_by_step_loop(diffusion_config, sampler):
     model, dataset = build(diffusion_config())
     model.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0)
@@ -116,6 +123,7 @@ def test_one_graph_loop_equals_the_step_by_step_loop(diffusion_config, sampler):
         assert not np.allclose(graph, other)
 
 
+@pytest.mark.slow
 def test_model_reloads_without_custom_objects(diffusion_config, tmp_path):
     model, dataset = build(diffusion_config(conditional=True, ema=True, objective="v"))
     model.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0)
@@ -143,6 +151,7 @@ def trained_conditional(tmp_path_factory):
     return root / "model"
 
 
+@pytest.mark.slow
 def test_export_runs_the_whole_sampler_in_one_litert_signature(trained_conditional, tmp_path):
     meta = export_trained("diffusion", trained_conditional, tmp_path / "exp", tflite=True, steps=6, sampler="dpm++",
                           batch=3)
@@ -171,6 +180,7 @@ def test_export_runs_the_whole_sampler_in_one_litert_signature(trained_condition
     assert step["x_prev"].shape == noise.shape and step["images"].dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_export_refuses_a_stochastic_sampler_and_bad_steps(trained_conditional, tmp_path):
     with pytest.raises(AigcError, match="deterministic sampler"):
         export_trained("diffusion", trained_conditional, tmp_path / "x", tflite=True, sampler="ddpm")
@@ -179,6 +189,7 @@ def test_export_refuses_a_stochastic_sampler_and_bad_steps(trained_conditional, 
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_float16_export_stays_finite(trained_conditional, tmp_path):
     """float16 rounds alpha_bar near t = 0 to 1: the graph must not compute 1 - alpha_bar."""
     meta = export_trained("diffusion", trained_conditional, tmp_path / "q", tflite=True, quantize="float16", steps=4)

@@ -9,6 +9,8 @@ from conftest import make_images
 from aigc_keras.cli import main
 from aigc_keras.errors import AigcError
 
+pytestmark = pytest.mark.slow  # end-to-end: trains and exports models
+
 CLASSIFIER = ["--epochs", "2", "--batch-size", "16", "--filters", "4", "--feature-dim", "8", "--strategy", "default"]
 GAN = ["--epochs", "2", "--batch-size", "16", "--steps-per-epoch", "2", "--latent-dim", "8", "--base-filters", "8",
        "--strategy", "default"]

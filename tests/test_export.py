@@ -14,6 +14,8 @@ from aigc_keras.imaging import to_uint8
 from aigc_keras.model_dir import ModelDir
 from aigc_keras.training.runner import train
 
+pytestmark = pytest.mark.slow  # end-to-end: trains and exports models
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):

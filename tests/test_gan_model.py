@@ -87,10 +87,9 @@ def test_ema_is_the_moving_average_and_is_used_for_sampling(gan_config):
     assert not np.allclose(model.generate(z), model.generator(z, training=False))
 
 
-@pytest.mark.parametrize("options", [
-    {}, {"loss": "wgan-gp", "n_critic": 2}, {"conditional": True}, {"ema": True},
-    {"loss": "wgan-gp", "n_critic": 2, "conditional": True, "ema": True}, {"minibatch_std": 4},
-])
+@pytest.mark.parametrize("options", [{}] + [pytest.param(o, marks=pytest.mark.slow) for o in (
+    {"loss": "wgan-gp", "n_critic": 2}, {"conditional": True}, {"ema": True},
+    {"loss": "wgan-gp", "n_critic": 2, "conditional": True, "ema": True}, {"minibatch_std": 4})])
 def test_mirrored_step_equals_default_step_on_the_same_global_batch(gan_config, options):
     config = gan_config(**options)
     reference, _, dataset = build(config)
@@ -107,6 +106,7 @@ def test_mirrored_step_equals_default_step_on_the_same_global_batch(gan_config, 
     assert any(not np.allclose(a, b) for a, b in zip(weights, reference.get_weights()))
 
 
+@pytest.mark.slow
 def test_conditional_generator_learns_the_class(gan_config):
     """Label 0 images are bright on top, label 1 at the bottom: a trained G must draw that."""
     config = gan_config(conditional=True, epochs=80, steps_per_epoch=None, batch_size=16,
@@ -119,6 +119,7 @@ def test_conditional_generator_learns_the_class(gan_config):
         assert images[:, bright].mean() > images[:, dark].mean() + 0.5, label
 
 
+@pytest.mark.slow
 def test_saved_model_reloads_without_custom_objects(gan_config, tmp_path):
     model, _, dataset = build(gan_config(conditional=True, ema=True))
     model.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)

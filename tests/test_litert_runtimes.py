@@ -16,6 +16,8 @@ from aigc_keras.export.runtime import BOUNDARY_DTYPES, LiteRTModel, boundary_pro
 from aigc_keras.families import get_family
 from aigc_keras.model_dir import ModelDir
 
+pytestmark = pytest.mark.slow  # end-to-end: trains and exports models
+
 DIFFUSION = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2", "--timesteps", "40",
              "--base-filters", "8", "--levels", "2", "--strategy", "default"]
 TEXT = ["--epochs", "1", "--batch-size", "8", "--seq-len", "16", "--units", "16", "--layers", "1",

@@ -12,6 +12,8 @@ from aigc_keras.model_dir import ModelDir
 from aigc_keras.text.config import TextConfig
 from aigc_keras.training.runner import train
 
+pytestmark = pytest.mark.slow  # end-to-end: trains and exports models
+
 TEXT = "To be, or not to be, that is the question. " * 40
 
 

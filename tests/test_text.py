@@ -198,6 +198,7 @@ def test_training_lowers_bpc_and_reports_validation_metrics(corpus):
     assert history["bpc"][0] < math.log2(info["vocab_size"]) + 1
 
 
+@pytest.mark.slow
 def test_mirrored_step_equals_default_step(corpus):
     config = TextConfig(data=corpus, batch_size=8, seq_len=16, units=16, layers=1, strategy="default",
                         dropout=0.0, clipnorm=0.05)  # clipping active: the global norm is far above 0.05
@@ -220,6 +221,7 @@ def test_mirrored_step_equals_default_step(corpus):
 
 # CLI, sampling, export, evaluation
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["lstm", "transformer"])
 def test_train_sample_export_evaluate_end_to_end(capsys, corpus, tmp_path, arch):
     model_dir, out = str(tmp_path / arch), tmp_path / "export"

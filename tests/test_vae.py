@@ -82,6 +82,7 @@ def test_fit_lowers_the_negative_elbo(vae_config):
     assert excess() < 0.5 * before
 
 
+@pytest.mark.slow
 def test_mirrored_step_equals_default_step(vae_config, two_cpus):
     config = vae_config()
     reference, dataset = build(config)
@@ -95,6 +96,7 @@ def test_mirrored_step_equals_default_step(vae_config, two_cpus):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_train_sample_interpolate_export_evaluate_end_to_end(capsys, images_npz, tmp_path):
     model = tmp_path / "vae"
     code, out, err = cli(capsys, "train", "vae", "--data", images_npz, "--model-dir", model, *TINY)
