@@ -133,13 +133,10 @@ def test_top_level_cli_py_is_the_console_script():
 
 
 def test_readme_documents_every_option_and_command():
-    from aigc_keras.classifier.config import ClassifierConfig
-    from aigc_keras.diffusion.config import DiffusionConfig
-    from aigc_keras.gan.config import GANConfig
-    from aigc_keras.text.config import TextConfig
+    from aigc_keras.families import NAMES, config_class
 
     readme = (ROOT / "README.md").read_text()
-    for config in (GANConfig, DiffusionConfig, TextConfig, ClassifierConfig):
+    for config in (config_class(name) for name in NAMES):
         section = readme.split(f"### `aigc-keras train {config.family}`")[1].split("\n### ")[0]
         for field, _ in config.field_specs():
             assert f"`--{field.name.replace('_', '-')}" in section, (config.family, field.name)
@@ -148,7 +145,8 @@ def test_readme_documents_every_option_and_command():
                     "aigc-keras export diffusion --tflite", "aigc-keras info", "python -m pytest",
                     "aigc-keras train lstm", "aigc-keras sample lstm --prompt", "aigc-keras export lstm --tflite",
                     "aigc-keras evaluate saved_models/gan", "aigc-keras evaluate saved_models/lstm",
-                    "aigc-keras train classifier --data mnist"):
+                    "aigc-keras train classifier --data mnist", "aigc-keras train vae", "aigc-keras sample vae",
+                    "aigc-keras export vae --tflite", "aigc-keras demo", "aigc-keras evaluate export/"):
         assert command in readme, command
 
 
