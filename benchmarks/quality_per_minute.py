@@ -1,12 +1,16 @@
-"""Quality per CPU minute: train each image family for a fixed wall-clock budget, measuring FID/KID
-every few minutes with the shipped MNIST classifier. Prints and saves a table and a PNG plot.
+"""Quality per CPU minute, every family at its defaults: train for a wall-clock budget and measure the
+quality at checkpoints of that budget (5, 10 and 20 minutes by default). The clock counts training
+only; it stops while the model is measured.
 
-    python benchmarks/quality_per_minute.py                     # 10 minutes per run (default)
-    python benchmarks/quality_per_minute.py --minutes 2 --every 1 --runs gan-ns
+Images (gan, diffusion, vae): FID and KID of --num samples, drawn as `aigc-keras sample` draws them
+(the default sampler for diffusion), against --num real MNIST images, in the shipped classifier's
+features, with the real-vs-real floor at the same size and the smallest class share. Text: bits per
+character on the whole validation split with the context carried (`aigc-keras evaluate`).
 
-Runs: GAN with each loss (ns, hinge, wgan-gp) at its defaults, and diffusion at its defaults
-sampled with DDIM-50. The clock counts training only; it stops while samples are evaluated.
-Models are left in OUT/<run>/ for `aigc-keras evaluate` and `sample`.
+    python benchmarks/quality_per_minute.py                            # every family, 5/10/20 minutes
+    python benchmarks/quality_per_minute.py --runs gan --budgets 2 4   # a quick look
+
+Saves results.json, table.md and fid_per_minute.png in --out; the models stay in --out/<run>/.
 """
 
 from __future__ import annotations
@@ -27,30 +31,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import machine  # noqa: E402
 
 from aigc_keras.data import load_images  # noqa: E402
-from aigc_keras.diffusion.config import DiffusionConfig  # noqa: E402
-from aigc_keras.families import get_family  # noqa: E402
-from aigc_keras.gan.config import GANConfig  # noqa: E402
+from aigc_keras.data.text import load_text  # noqa: E402
+from aigc_keras.families import config_class, get_family  # noqa: E402
 from aigc_keras.metrics.evaluate import generate, image_metrics  # noqa: E402
 from aigc_keras.metrics.features import feature_net  # noqa: E402
+from aigc_keras.metrics.image import mode_coverage  # noqa: E402
+from aigc_keras.metrics.text import text_metrics  # noqa: E402
+from aigc_keras.precision import float32_model  # noqa: E402
 from aigc_keras.training.runner import train  # noqa: E402
 
-RUNS = {
-    "gan-ns": (GANConfig, {"loss": "ns"}, {}),
-    "gan-hinge": (GANConfig, {"loss": "hinge"}, {}),
-    "gan-wgan-gp": (GANConfig, {"loss": "wgan-gp"}, {}),
-    "diffusion-ddim50": (DiffusionConfig, {}, {"sampler": "ddim", "steps": 50}),
-}
+RUNS = ("gan", "diffusion", "text", "vae")
 
 
-class BudgetEvaluator(keras.callbacks.Callback):
-    """Stops `fit` after `budget` seconds of training; every `every` seconds, pauses the clock and
-    measures FID/KID of `num` samples against the real reference features."""
+class Budget(keras.callbacks.Callback):
+    """Stops `fit` after the last budget's seconds of training; at each budget, pauses the clock and
+    calls `measure(model)`."""
 
-    def __init__(self, family, budget, every, num, net, real_features, sample_options, seed=1):
+    def __init__(self, budgets_s: list[float], measure):
         super().__init__()
-        self.family, self.budget, self.every, self.num = family, budget, every, num
-        self.net, self.real_features, self.options, self.seed = net, real_features, sample_options, seed
-        self.trained, self.next_eval, self.rows = 0.0, every, []
+        self.budgets, self.measure, self.trained, self.rows = sorted(budgets_s), measure, 0.0, []
 
     def on_train_batch_begin(self, batch, logs=None):
         self._start = time.perf_counter()
@@ -58,29 +57,51 @@ class BudgetEvaluator(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         float(next(iter(logs.values())))  # wait for the step before reading the clock
         self.trained += time.perf_counter() - self._start
-        if self.trained >= self.next_eval or self.trained >= self.budget:
-            self.evaluate()
-            self.next_eval += self.every
-        if self.trained >= self.budget:
+        while self.budgets and self.trained >= self.budgets[0]:
+            self._record(self.budgets.pop(0) / 60)
+        if not self.budgets:
             self.model.stop_training = True
 
-    def evaluate(self):
+    def on_train_end(self, logs=None):
+        """A run whose planned epochs (and learning-rate schedule) end before the last budget is measured
+        once more at its end: what it reaches, at the minutes it took."""
+        if self.budgets:
+            self.budgets = []
+            self._record(self.trained / 60, finished=True)
+
+    def _record(self, minutes: float, finished: bool = False):
         start = time.perf_counter()
-        images = generate(self.family, self.model, self.num, self.seed, **self.options)
-        features, _ = self.net(images)
-        row = {"minutes": round(self.trained / 60, 2), **image_metrics(features, self.real_features)}
-        row["eval_seconds"] = round(time.perf_counter() - start, 1)
+        row = {"minutes": round(minutes, 2), **self.measure(self.model)}
+        if finished:
+            row["run_finished"] = True
+        row["measure_seconds"] = round(time.perf_counter() - start, 1)
         self.rows.append(row)
-        print(f"  {row['minutes']:6.2f} min  FID {row['fid']:8.3f}  KID {row['kid']:.4f}", flush=True)
+        print(f"  {row}", flush=True)
 
 
-def plot(results: dict, path: Path, width=720, height=440):
-    """FID against training minutes, one line per run, drawn with Pillow (no plotting library)."""
+def image_measure(family, num: int, net, real_features):
+    def measure(model):
+        model = float32_model(model)
+        images = generate(lambda n, seed: family.sample(model, n, seed)[0], num, seed=1)
+        features, probs = net(images)
+        row = image_metrics(features, real_features)
+        row["min_class_share"] = mode_coverage(probs)["min_class_share"]
+        return row
+
+    return measure
+
+
+def text_measure(text: str):
+    return lambda model: {"bpc": text_metrics(float32_model(model), text)["bits_per_character"]}
+
+
+def plot(results: dict, path: Path, key: str, label: str, width=720, height=440):
+    """`key` against training minutes, one line per run, drawn with Pillow (no plotting library)."""
     from PIL import Image, ImageDraw
 
     colours = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
     left, right, top, bottom = 60, width - 170, 20, height - 40
-    points = [(r["minutes"], r["fid"]) for rows in results.values() for r in rows]
+    points = [(r["minutes"], r[key]) for rows in results.values() for r in rows if key in r]
     max_x = max(x for x, _ in points) or 1
     max_y = max(y for _, y in points) * 1.05 or 1
     image = Image.new("RGB", (width, height), "white")
@@ -95,10 +116,12 @@ def plot(results: dict, path: Path, width=720, height=440):
         draw.text((xy(x, 0)[0] - 10, bottom + 6), f"{x:.0f}", fill="black")
         draw.text((8, xy(0, y)[1] - 6), f"{y:.1f}", fill="black")
     draw.text(((left + right) / 2 - 60, height - 18), "training minutes (wall clock)", fill="black")
-    draw.text((8, 4), "FID (lower is better)", fill="black")
-    for i, (name, rows) in enumerate(results.items()):
+    draw.text((8, 4), label, fill="black")
+    for i, (name, rows) in enumerate((n, [r for r in rs if key in r]) for n, rs in results.items()):
+        if not rows:
+            continue
         colour = colours[i % len(colours)]
-        line = [xy(r["minutes"], r["fid"]) for r in rows]
+        line = [xy(r["minutes"], r[key]) for r in rows]
         if len(line) > 1:
             draw.line(line, fill=colour, width=2)
         for px, py in line:
@@ -108,13 +131,29 @@ def plot(results: dict, path: Path, width=720, height=440):
     image.save(path)
 
 
+def table(report: dict) -> str:
+    budgets = report["budgets"]
+    floor = report["real_vs_real"]
+    lines = [f"Machine: {report['machine']}. Images: FID / KID of {report['num']} samples against {report['num']} "
+             f"real MNIST images in the shipped classifier's features (real-vs-real floor FID {floor['fid']:.2f}, "
+             f"KID {floor['kid']:.3f}), smallest class share in brackets. Text: validation bits per character "
+             "with the context carried.", "",
+             "| run | " + " | ".join(f"{b:g} min" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+    for name, rows in report["runs"].items():
+        cells = []
+        for row in rows:
+            cell = f"{row['bpc']:.3f} bpc" if "bpc" in row else \
+                f"{row['fid']:.2f} / {row['kid']:.3f} ({row['min_class_share']:.1%})"
+            cells.append(cell + (f" (run ended at {row['minutes']:.1f} min)" if row.get("run_finished") else ""))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=10.0, help="training budget per run")
-    parser.add_argument("--every", type=float, default=2.0, help="minutes of training between evaluations")
-    parser.add_argument("--num", type=int, default=500, help="samples per evaluation")
-    parser.add_argument("--real", type=int, default=5000, help="real images in the reference set")
-    parser.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS))
+    parser.add_argument("--budgets", type=float, nargs="+", default=[5.0, 10.0, 20.0], help="minutes of training")
+    parser.add_argument("--num", type=int, default=2000, help="samples (and real images) per image measurement")
+    parser.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS))
     parser.add_argument("--out", default="benchmarks/results/quality_per_minute")
     parser.add_argument("--merge", action="store_true",
                         help="add these runs to OUT/results.json (same settings) instead of starting a new table")
@@ -122,40 +161,37 @@ def main():
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    data = load_images("mnist")
     net = feature_net("mnist")
-    images, _ = data.arrays()
+    images, _ = load_images("mnist").arrays()
     order = np.random.default_rng(0).permutation(len(images))
-    real_features, _ = net(images[order[:args.real]])
-    floor_features, _ = net(images[order[args.real:args.real + args.num]])
-    floor = image_metrics(floor_features, real_features)
-    results = {}
+    real_features, _ = net(images[order[:args.num]])
+    floor_features, _ = net(images[order[args.num:2 * args.num]])
+    report = {"machine": machine(), "budgets": args.budgets, "num": args.num, "features": net.name,
+              "real_vs_real": image_metrics(floor_features, real_features), "runs": {}}
     if args.merge and (out / "results.json").exists():
-        results = json.loads((out / "results.json").read_text())["runs"]
+        report["runs"] = json.loads((out / "results.json").read_text())["runs"]
     for name in args.runs:
-        config_class, overrides, sample_options = RUNS[name]
-        config = config_class(epochs=40, **overrides)  # more than any budget here needs
-        print(f"{name}: {args.minutes:g} minutes", flush=True)
-        family = get_family(config.family)
-        evaluator = BudgetEvaluator(family, args.minutes * 60, args.every * 60, args.num, net, real_features,
-                                    sample_options)
-        train(config, out / name, overwrite=True, callbacks=[evaluator], verbose=0, log=lambda _: None)
-        results[name] = evaluator.rows
+        config = config_class(name)()
+        if config.lr_schedule == "constant":  # the budget stops it; a scheduled run keeps its planned length
+            config = config_class(name)(epochs=1000)
+        family = get_family(name)
+        if name == "text":
+            measure = text_measure(load_text(config.data).split(config.validation_split)[1])
+        else:
+            measure = image_measure(family, args.num, net, real_features)
+        print(f"{name}: {', '.join(f'{b:g}' for b in args.budgets)} minutes", flush=True)
+        budget = Budget([b * 60 for b in args.budgets], measure)
+        start = time.time()
+        train(config, out / name, overwrite=True, callbacks=[budget], verbose=0, log=lambda _: None)
+        report["runs"][name] = budget.rows
+        print(f"{name}: {time.time() - start:.0f} s in all", flush=True)
+        (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
 
-    report = {"machine": machine(), "minutes": args.minutes, "num_samples": args.num, "num_real": args.real,
-              "features": net.name, "real_vs_real": floor, "runs": results}
-    (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(results, out / "fid_per_minute.png")
-    lines = [f"Machine: {report['machine']}. FID/KID of {args.num} samples against {args.real} real MNIST "
-             f"images in the shipped classifier's features; real-vs-real floor FID {floor['fid']:.3f}, "
-             f"KID {floor['kid']:.4f}.", "",
-             "| run | " + " | ".join(f"{r['minutes']:.0f} min" for r in max(results.values(), key=len)) + " |",
-             "|---|" + "---|" * max(len(rows) for rows in results.values())]
-    for name, rows in results.items():
-        lines.append(f"| {name} | " + " | ".join(f"{r['fid']:.2f} ({r['kid']:.4f})" for r in rows) + " |")
-    table = "\n".join(lines) + "\n\nCells: FID (KID).\n"
-    (out / "table.md").write_text(table)
-    print(table)
+    plot({k: v for k, v in report["runs"].items() if k != "text"}, out / "fid_per_minute.png", "fid",
+         "FID (lower is better)")
+    text = table(report)
+    (out / "table.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":
