@@ -150,8 +150,11 @@ async function stepByStep(entry) {
   const times = [...meta.timesteps, flow ? 0 : -1];
   const trajectory = [];
   const start = performance.now();
+  let running = 0;
   for (let i = 0; i < meta.timesteps.length; i++) {
-    const {result} = await run(entry, 'denoise_step', {x, t: times[i], t_prev: times[i + 1], ...chosen, ...guidance});
+    const {result, ms} = await run(entry, 'denoise_step', {x, t: times[i], t_prev: times[i + 1], ...chosen,
+      ...guidance});
+    running += ms;
     x = result.x_prev;
     trajectory.push(result.images);
     draw('diffusion', result.images, meta.batch, meta.image_shape);
@@ -159,10 +162,10 @@ async function stepByStep(entry) {
     await new Promise(requestAnimationFrame);  // show each step
   }
   const ms = performance.now() - start;
-  say('diffusion', 'timing', `${meta.timesteps.length} calls of denoise_step, ${(ms / meta.timesteps.length)
-      .toFixed(1)} ms per step, ${ms.toFixed(0)} ms in all`);
+  say('diffusion', 'timing', `${meta.timesteps.length} calls of denoise_step, ${(running / meta.timesteps.length)
+      .toFixed(1)} ms per call, ${ms.toFixed(0)} ms in all with drawing`);
   Object.assign(demo.diffusion, {stepNoise: new PageRandom(seed).normal(size), stepLabels: chosen.label || null,
-    trajectory, finalX: x});
+    trajectory, finalX: x, msPerStep: running / meta.timesteps.length});
 }
 
 // ----- Text: streamed through `step` with the sampling here, or `generate` in one call.
@@ -229,7 +232,7 @@ async function write(entry) {
     if (i % 8 === 0) await new Promise(requestAnimationFrame);  // let the characters appear
   }
   say('text', 'timing', `${calls} calls of step, ${(busy / calls).toFixed(2)} ms per call`);
-  Object.assign(demo.text, {streamedIds: ids, uniform, promptIds: tokens.encode(c.prompt)});
+  Object.assign(demo.text, {streamedIds: ids, uniform, promptIds: tokens.encode(c.prompt), msPerStep: busy / calls});
 }
 
 async function oneCall(entry) {
@@ -248,7 +251,8 @@ async function oneCall(entry) {
   $('text', 'output').textContent = c.prompt + ids.map(decode).join('');
   say('text', 'timing', `one call of generate (${meta.length} ids), ${ms.toFixed(1)} ms, ` +
       `${(ms / meta.length).toFixed(3)} ms per id`);
-  Object.assign(demo.text, {generatedIds: ids, generateInputs: {prompt_ids: padded, uniform}});
+  Object.assign(demo.text, {generatedIds: ids, generateInputs: {prompt_ids: padded, uniform},
+    msPerGeneratedId: ms / meta.length});
 }
 
 // ----- Start: find the exports, load the runtime, wire each panel.
