@@ -85,7 +85,7 @@ def main():
     print(f"| fit / plain loop (median of paired runs) | {ratio:.2f}x |\n")
 
     if args.model:
-        from aigc_keras.training.model_dir import ModelDir
+        from aigc_keras.model_dir import ModelDir
 
         md = ModelDir(args.model)
         model, run = md.load_model("diffusion"), md.run()

@@ -29,7 +29,7 @@ from timing import folder_mb, machine, median_ms  # noqa: E402
 from aigc_keras.export import QUANTIZATIONS, export_trained  # noqa: E402
 from aigc_keras.export.runtime import APIS, LiteRTModel  # noqa: E402
 from aigc_keras.families import get_family  # noqa: E402
-from aigc_keras.training.model_dir import ModelDir  # noqa: E402
+from aigc_keras.model_dir import ModelDir  # noqa: E402
 
 
 def example_inputs(spec: dict, metadata: dict, rng) -> dict:

@@ -61,7 +61,7 @@ def main():
 
     family = TextFamily()
     if args.model:
-        from aigc_keras.training.model_dir import ModelDir
+        from aigc_keras.model_dir import ModelDir
 
         md = ModelDir(args.model)
         config = md.config("lstm")
