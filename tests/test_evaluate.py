@@ -73,7 +73,7 @@ def test_kid_curve_during_training_and_evaluate_end_to_end(capsys, tiny):
 
 @pytest.mark.parametrize("args, message", [
     (["/no/such/dir"], "model folder /no/such/dir does not exist"),
-    (["{gan}", "--steps", "10"], "--steps apply to diffusion models"),
+    (["{gan}", "--steps", "10"], "--steps applies to diffusion models"),
     (["{clf}"], "evaluate takes a generator; "),
     (["{gan}", "--classifier", "/no/such/clf"], "model folder /no/such/clf does not exist"),
 ])

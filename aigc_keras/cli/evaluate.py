@@ -47,7 +47,9 @@ def _evaluate_command():
         if foreign:
             flags = ", ".join(next(o.opts[0] for o in ctx.command.params if o.name == p) for p in foreign)
             fits = sorted({t for p in foreign for t in TAKERS[p]})
-            raise AigcError(f"{flags} apply to {' or '.join(fits)} models; {model_dir} holds a {family} model")
+            takers = " or ".join([", ".join(fits[:-1]), fits[-1]] if len(fits) > 1 else fits)
+            verb = "apply" if len(foreign) > 1 else "applies"
+            raise AigcError(f"{flags} {verb} to {takers} models; {model_dir} holds a {family} model")
         import_tensorflow_quietly()
         report, table = families.get_family(family).evaluate(source, seed, **{p: options[p] for p in mine})
         fileio.write_json(source.folder / "metrics.json", report)
