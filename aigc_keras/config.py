@@ -18,6 +18,8 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "cosine")
 IMAGE_SPECS = "mnist, tfds:NAME[:SPLIT], idx:PATH, folder:DIR or npz:FILE"
+LR_SCHEDULE_HELP = "learning rate: constant, or cosine: linear warm-up, then cosine decay to 0 at the last epoch"
+WARMUP_HELP = "optimizer steps of linear learning-rate warm-up (--lr-schedule cosine)"
 TEXT_SPECS = "shakespeare, text:PATH[,PATH...] (UTF-8 files or folders) or tfds:NAME[:SPLIT]"
 
 
@@ -55,9 +57,8 @@ class TrainConfig:
         "float32", "Keras mixed precision for training (sampling and exports are always float32)",
         choices=PRECISIONS,
     )
-    lr_schedule: str = option("constant", "learning rate: constant, or cosine: linear warm-up, then cosine decay "
-                                          "to 0 at the last epoch", choices=LR_SCHEDULES)
-    warmup_steps: int = option(0, "optimizer steps of linear learning-rate warm-up (--lr-schedule cosine)", min=0)
+    lr_schedule: str = option("constant", LR_SCHEDULE_HELP, choices=LR_SCHEDULES)
+    warmup_steps: int = option(0, WARMUP_HELP, min=0)
 
     def __post_init__(self):
         self.validate()

@@ -59,12 +59,12 @@ def images_npz(tmp_path):
 
 @pytest.fixture
 def gan_config(images_npz):
-    """A GAN config that trains in seconds on the tiny dataset."""
+    """A GAN config that trains in seconds on the tiny dataset (unconditional unless asked)."""
     from aigc_keras.gan.config import GANConfig
 
     def make(**overrides):
         options = dict(data=images_npz, epochs=2, batch_size=16, steps_per_epoch=3, latent_dim=8,
-                       base_filters=8, strategy="default")
+                       base_filters=8, strategy="default", conditional=False)
         options.update(overrides)
         return GANConfig(**options)
 
@@ -73,12 +73,14 @@ def gan_config(images_npz):
 
 @pytest.fixture
 def diffusion_config(images_npz):
-    """A diffusion config (T = 50, a 2-level U-Net) that trains in seconds on the tiny dataset."""
+    """A DDPM config (T = 50, a 2-level U-Net, unconditional unless asked) that trains in seconds on the tiny
+    dataset."""
     from aigc_keras.diffusion.config import DiffusionConfig
 
     def make(**overrides):
         options = dict(data=images_npz, epochs=1, batch_size=16, steps_per_epoch=3, timesteps=50,
-                       base_filters=8, levels=2, strategy="default")
+                       base_filters=8, levels=2, patch=1, objective="eps", conditional=False,
+                       strategy="default")
         options.update(overrides)
         return DiffusionConfig(**options)
 

@@ -118,7 +118,7 @@ def test_damaged_model_file_is_named_and_rebuilt_by_rerunning_train(capsys, imag
 
 def test_label_on_an_unconditional_model(capsys, images_npz, tmp_path):
     model = str(tmp_path / "gan")
-    assert run(capsys, "train", "gan", "--data", images_npz, "--model-dir", model, *TINY)[0] == 0
+    assert run(capsys, "train", "gan", "--data", images_npz, "--model-dir", model, "--no-conditional", *TINY)[0] == 0
     code, _, err = run(capsys, "sample", "gan", "--model", model, "--label", "3")
     assert code == 1 and "--label needs a conditional model" in err
 
@@ -139,7 +139,13 @@ def test_readme_documents_every_option_and_command():
     for config in (config_class(name) for name in NAMES):
         section = readme.split(f"### `aigc-keras train {config.family}`")[1].split("\n### ")[0]
         for field, _ in config.field_specs():
-            assert f"`--{field.name.replace('_', '-')}" in section, (config.family, field.name)
+            flag = f"`--{field.name.replace('_', '-')}"
+            assert flag in section, (config.family, field.name)
+            if field.default is not None:  # the table's default column says the config's default
+                row = next(line for line in section.splitlines() if line.startswith(f"| {flag}"))
+                shown = row.split("|")[2].split()[0]
+                expected = str(field.default).lower() if isinstance(field.default, bool) else str(field.default)
+                assert shown == expected, (config.family, field.name, shown, expected)
     for command in ("aigc-keras train gan", "aigc-keras sample gan", "aigc-keras export gan --tflite",
                     "aigc-keras train diffusion", "aigc-keras sample diffusion --sampler ddim",
                     "aigc-keras export diffusion --tflite", "aigc-keras info", "python -m pytest",

@@ -183,7 +183,7 @@ def test_stepping_with_state_equals_the_full_forward_pass(model_class, options):
 
 def test_training_lowers_bpc_and_reports_validation_metrics(corpus):
     config = TextConfig(data=corpus, epochs=1, batch_size=8, seq_len=16, units=32, layers=1, strategy="default",
-                        learning_rate=1e-2)
+                        learning_rate=1e-2, lr_schedule="constant")
     data = FAMILY.load_data(config)
     info = FAMILY.data_info(config, data)
     model = FAMILY.build(config, info)

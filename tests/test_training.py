@@ -129,6 +129,17 @@ def test_conditional_needs_labels(gan_config, tmp_path):
               verbose=0, log=quiet)
 
 
+def test_unset_conditional_follows_the_labels_and_is_recorded(gan_config, tmp_path):
+    np.savez(tmp_path / "unlabelled.npz", images=np.zeros((32, 16, 16), np.uint8))
+    for data, expected in ((gan_config().data, True), (f"npz:{tmp_path / 'unlabelled.npz'}", False)):
+        folder = tmp_path / str(expected)
+        model = train(gan_config(data=data, conditional=None, epochs=1, steps_per_epoch=1), folder, verbose=0,
+                      log=quiet)
+        assert model.conditional is expected and ModelDir(folder).run()["config"]["conditional"] is expected
+        train(gan_config(data=data, conditional=None, epochs=2, steps_per_epoch=1), folder, verbose=0, log=quiet)
+        assert [h["epoch"] for h in ModelDir(folder).history()] == [1, 2]  # the unset flag resumes its run
+
+
 def test_batch_must_split_evenly_across_replicas(gan_config, tmp_path):
     with pytest.raises(AigcError, match="must divide evenly across 2 replicas"):
         train(gan_config(batch_size=15, strategy="mirrored"), tmp_path / "m", verbose=0, log=quiet)

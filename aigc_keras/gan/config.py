@@ -35,7 +35,8 @@ class GANConfig(ImageTrainConfig):
     )
     minibatch_std: int = option(0, "discriminator sees the feature spread over groups of this many images (0: "
                                    "off); against drawing too few kinds of image", min=0)
-    conditional: bool = option(False, "class-conditional GAN (needs labelled data)")
+    conditional: Optional[bool] = option(None, "class-conditional GAN: draws every class in turn [default: on when "
+                                               "the data has labels]")
     ema: bool = option(True, "keep an EMA copy of the generator for sampling and export")
     ema_momentum: float = option(0.999, "decay of the generator EMA (with --ema)", min=0.0, max=0.99999)
     g_learning_rate: float = option(1e-3, "generator Adam learning rate", min=0.0, resumable=True)

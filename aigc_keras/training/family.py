@@ -29,12 +29,19 @@ def data_epochs(config, data, global_batch_size: int, start_epoch: int, per_step
 
 def load_image_data(config, check_shape):
     """`config.data` as image data, refused with one line naming the spec when `--conditional`
-    has no labels or `check_shape(image_shape)` raises (the network cannot be sized for it)."""
+    has no labels or `check_shape(image_shape)` raises (the network cannot be sized for it).
+
+    An unset `--conditional` becomes whether the data has labels, so config.json records what
+    was trained.
+    """
     from ..data import load_images
 
     data = load_images(config.data)
-    if getattr(config, "conditional", False) and not data.num_classes:  # families without classes have no flag
-        raise AigcError(f"--conditional needs labelled data, and {config.data} has no labels")
+    if hasattr(config, "conditional"):  # families without classes have no flag
+        if config.conditional is None:
+            config.conditional = bool(data.num_classes)
+        elif config.conditional and not data.num_classes:
+            raise AigcError(f"--conditional needs labelled data, and {config.data} has no labels")
     try:
         check_shape(data.image_shape)
     except AigcError as e:

@@ -55,14 +55,13 @@ def train(config, model_dir: str | Path, overwrite: bool = False, force: bool = 
         folders.check_folder(shared.path, folders.MODEL, force, clearing=overwrite)
         if overwrite:
             shared.clear()
-    if not fresh:
-        _check_resumable(shared, config)
     check_global_batch(strategy, config.batch_size)
     with _own_dir(shared, strategy) as md:
         keras.utils.set_random_seed(config.seed)
-        data = family.load_data(config)
+        data = family.load_data(config)  # first: it settles options that follow the data
         data_info = family.data_info(config, data)
         if not fresh:
+            _check_resumable(shared, config)
             _check_same_data(shared, config, data_info)
         with strategy.scope(), dtype_policy(config.precision):
             model = family.build(config, data_info)
