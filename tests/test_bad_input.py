@@ -181,8 +181,8 @@ CASES = [
     ("export diffusion --model models/diff --steps 0 --out exports/d", "Invalid value for '--steps'", 2, None),
     ("export lstm --model models/lstm --out /proc/aigc-keras-test", "cannot write /proc/aigc-keras-test", 1, None),
     # evaluate and info
-    ("evaluate models/lstm --num 10", "--num applies to diffusion, gan or vae models; models/lstm holds a text model", 1,
-     None),
+    ("evaluate models/lstm --num 10", "--num applies to diffusion, gan or vae models; models/lstm holds a text model",
+     1, None),
     ("evaluate models/gan --data text:corpus.txt", "--data applies to text models", 1, None),
     ("evaluate models/gan --guidance 2", "applies to diffusion models", 1, None),
     ("evaluate mine", "mine/config.json is corrupt", 1, None),

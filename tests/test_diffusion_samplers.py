@@ -173,3 +173,20 @@ def test_heun_evaluates_twice_per_step_and_ends_at_t_0():
     np.testing.assert_allclose(other, [.75, 1, .5, .75, .25, .5, 0, .25])
     t, t_prev = make_sampler("euler").timesteps(4)
     np.testing.assert_allclose(t, [1, .75, .5, .25]) and np.testing.assert_allclose(t_prev, [.75, .5, .25, 0])
+
+
+@pytest.mark.parametrize("objective, timesteps, sampler, expected", [
+    ("flow", 1000, None, ("heun", 12)),  # 23 network calls
+    ("flow", 1000, "euler", ("euler", 25)),  # 25 calls: each sampler keeps its own default
+    ("eps", 1000, None, ("ddim", 50)),
+    ("eps", 20, "dpm++", ("dpm++", 20)),  # never more steps than T
+    ("v", 30, "ddpm", ("ddpm", 30)),
+])
+def test_default_sampler_and_steps_follow_the_objective_and_the_sampler(objective, timesteps, sampler, expected):
+    from types import SimpleNamespace
+
+    from aigc_keras.diffusion.family import checked_sampler
+
+    model = SimpleNamespace(objective=objective, schedule=NoiseSchedule("linear", timesteps), num_classes=0)
+    _, name, steps = checked_sampler(model, sampler, None)
+    assert (name, steps) == expected

@@ -10,7 +10,6 @@ from __future__ import annotations
 import keras
 
 from ..errors import AigcError
-from ..precision import loss_scaled
 from ..training.family import Family, data_epochs
 from .config import ClassifierConfig
 from .model import Classifier
@@ -43,7 +42,7 @@ class ClassifierFamily(Family):
     def build(self, config: ClassifierConfig, data_info: dict) -> keras.Model:
         model = Classifier(data_info["image_shape"], len(data_info["class_names"]), config.filters,
                            config.feature_dim, config.dropout, name="classifier")
-        optimizer = loss_scaled(keras.optimizers.Adam(self.learning_rate(config, data_info, config.learning_rate)), config.precision)
+        optimizer = self.adam(config, data_info, config.learning_rate)
         model.compile(optimizer=optimizer)
         optimizer.build(model.trainable_variables)
         return model

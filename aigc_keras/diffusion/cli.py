@@ -29,10 +29,10 @@ SAMPLER_OPTIONS = {
     "sampler": click.option(
         "--sampler", type=click.Choice(SAMPLERS),
         help="diffusion: DDPM models: ddpm (ancestral), ddim or dpm++ (DPM-Solver++(2M)); flow models: euler "
-             "or heun [default: ddim for DDPM, euler for flow]"),
+             "or heun [default: ddim for DDPM, heun for flow]"),
     "steps": click.option("--steps", type=click.IntRange(min=1),
                           help="diffusion: sampling steps [default: 50 for ddim and dpm++, T for ddpm, 25 for "
-                               "euler and heun]"),
+                               "euler, 12 for heun]"),
     "eta": click.option("--eta", type=FiniteFloat(0.0, 1.0), help="diffusion: DDIM noise: 0 deterministic (the "
                                                                    "default), 1 DDPM's variance"),
     "guidance": click.option("--guidance", type=FINITE,
@@ -101,11 +101,12 @@ def commands(name: str = "diffusion") -> dict:
         "Export a diffusion model: signatures `generate` (the whole sampler) and `denoise_step`.",
         [" --tflite --steps 25", " --tflite --steps 10 --sampler heun --quantize float16 --out export/diffusion_fp16",
          " --tflite --batch 4 --out export/diffusion4"],
-        [click.option("--steps", type=click.IntRange(min=1), default=25, show_default=True,
-                      help="sampling steps inside the exported generate signature"),
+        [click.option("--steps", type=click.IntRange(min=1),
+                      help="sampling steps inside the exported generate signature [default: the sampler's, as for "
+                           "sample]"),
          click.option("--sampler", type=click.Choice(EXPORT_SAMPLERS),
                       help="sampler inside generate (deterministic: noise is the only input) [default: ddim for "
-                           "DDPM, euler for flow]"),
+                           "DDPM, heun for flow]"),
          batch_option("images")],
     )
     return {"train": train, "sample": sample, "export": export}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -10,9 +9,9 @@ from ..errors import AigcError
 from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid, to_uint8
 from ..inputs import noise_and_labels
-from ..precision import loss_scaled
 from ..training.family import ImageFamily, data_epochs, load_image_data
 from .config import (
+    DEFAULT_STEPS,
     EXPORT_SAMPLERS,
     GUIDANCE,
     DiffusionConfig,
@@ -34,13 +33,12 @@ def checked_sampler(model: DiffusionModel, name: str | None, steps: int | None, 
     `guidance` against the model, with one-line errors."""
     if guidance is not None and not model.num_classes:
         raise AigcError("--guidance needs a conditional model (train with --conditional)")
-    default, default_steps = default_sampler(model.objective)
-    name = name or default
+    name = name or default_sampler(model.objective)
     check_sampler(model.objective, name)
     if name == "ddpm":
         steps = steps or model.schedule.timesteps
     elif not steps:
-        steps = default_steps if model.objective == "flow" else min(default_steps, model.schedule.timesteps)
+        steps = DEFAULT_STEPS[name] if model.objective == "flow" else min(DEFAULT_STEPS[name], model.schedule.timesteps)
     try:
         sampler = make_sampler(name, model.schedule, eta)
         sampler.timesteps(steps)
@@ -78,7 +76,7 @@ class DiffusionFamily(ImageFamily):
             loss_weighting=config.loss_weighting,
             min_snr_gamma=config.min_snr_gamma,
         )
-        model.compile(optimizer=loss_scaled(keras.optimizers.Adam(self.learning_rate(config, data_info, config.learning_rate)), config.precision))
+        model.compile(optimizer=self.adam(config, data_info, config.learning_rate))
         return model
 
     def sample(self, model: DiffusionModel, num: int, seed: int, label: int | None = None, sampler: str | None = None,

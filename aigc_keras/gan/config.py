@@ -51,4 +51,5 @@ class GANConfig(ImageTrainConfig):
         if self.label_smoothing and self.loss != "ns":
             raise AigcError("--label-smoothing applies to --loss ns only")
         if self.minibatch_std and self.batch_size % self.minibatch_std:
-            raise AigcError(f"--batch-size {self.batch_size} must be a multiple of --minibatch-std {self.minibatch_std}")
+            raise AigcError(f"--batch-size {self.batch_size} must be a multiple of --minibatch-std "
+                            f"{self.minibatch_std}")

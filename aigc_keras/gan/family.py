@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import keras
 import tensorflow as tf
 
 from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid, to_uint8
 from ..inputs import noise_and_labels
-from ..precision import loss_scaled
 from ..training.family import ImageFamily, data_epochs, load_image_data
 from .config import GANConfig
 from .model import GAN
@@ -46,10 +44,10 @@ class GANFamily(ImageFamily):
             seed=config.seed,
         )
         gan.compile(
-            d_optimizer=loss_scaled(keras.optimizers.Adam(self.learning_rate(config, data_info, config.d_learning_rate),
-                                                          config.beta_1, config.beta_2), config.precision),
-            g_optimizer=loss_scaled(keras.optimizers.Adam(self.learning_rate(config, data_info, config.g_learning_rate),
-                                                          config.beta_1, config.beta_2), config.precision),
+            d_optimizer=self.adam(config, data_info, config.d_learning_rate, beta_1=config.beta_1,
+                                  beta_2=config.beta_2),
+            g_optimizer=self.adam(config, data_info, config.g_learning_rate, beta_1=config.beta_1,
+                                  beta_2=config.beta_2),
         )
         return gan
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import weakref
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from ..data.text import TokenWindows, load_text
 from ..errors import AigcError
 from ..export.litert import Endpoint
-from ..precision import loss_scaled
 from ..training.family import Family, data_epochs
 from .config import TextConfig
 from .models import LSTMLanguageModel, TransformerLanguageModel
@@ -66,8 +64,7 @@ class TextFamily(Family):
             model = LSTMLanguageModel(embedding_dim=config.embedding_dim, **common)
         else:
             model = TransformerLanguageModel(heads=config.heads, **common)
-        optimizer = loss_scaled(keras.optimizers.Adam(self.learning_rate(config, data_info, config.learning_rate)),
-                                config.precision)
+        optimizer = self.adam(config, data_info, config.learning_rate)
         model.compile(optimizer=optimizer)
         optimizer.build(model.trainable_variables)
         return model

@@ -88,6 +88,15 @@ class Family:
         return keras.optimizers.schedules.CosineDecay(0.0 if warm else rate, total - warm,
                                                       warmup_target=rate if warm else None, warmup_steps=warm)
 
+    def adam(self, config, data_info: dict, rate: float, **kwargs):
+        """Adam at `rate` (on `--lr-schedule`), loss-scaled under `--precision mixed_float16`."""
+        import keras
+
+        from ..precision import loss_scaled
+
+        return loss_scaled(keras.optimizers.Adam(self.learning_rate(config, data_info, rate), **kwargs),
+                           config.precision)
+
     def validation_data(self, config, data):
         """Batches `fit` validates on after each epoch (`val_` metrics), or None."""
         return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -10,7 +9,6 @@ from ..errors import AigcError
 from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid, to_uint8
 from ..inputs import noise_and_labels
-from ..precision import loss_scaled
 from ..training.family import ImageFamily, data_epochs, load_image_data
 from .config import VAEConfig
 from .model import VAE
@@ -34,7 +32,7 @@ class VAEFamily(ImageFamily):
         model = VAE(Encoder(shape, config.latent_dim, config.base_filters, name="encoder"),
                     Decoder(shape, config.latent_dim, config.base_filters, name="decoder"),
                     beta=config.beta, seed=config.seed)
-        optimizer = loss_scaled(keras.optimizers.Adam(self.learning_rate(config, data_info, config.learning_rate)), config.precision)
+        optimizer = self.adam(config, data_info, config.learning_rate)
         model.compile(optimizer=optimizer)
         optimizer.build(model.trainable_variables)  # eagerly: lazily, inside a replica step, it fails
         return model
