@@ -15,6 +15,8 @@ from aigc_keras.diffusion.samplers import make_sampler
 from aigc_keras.errors import AigcError
 from aigc_keras.export import export_trained
 from aigc_keras.export.runtime import LiteRTModel
+from aigc_keras.imaging import to_uint8
+from aigc_keras.inputs import noise_and_labels
 from aigc_keras.training.runner import train
 from aigc_keras.training.strategy import resolve_strategy
 
@@ -121,6 +123,18 @@ def test_one_graph_loop_equals_the_step_by_step_loop(diffusion_config, sampler):
     if sampler == "ddpm":
         other = tf.function(generate_fn(model, chosen, steps))(noise, seed=8)
         assert not np.allclose(graph, other)
+
+
+def test_sampling_again_reuses_the_traced_graph_and_gives_the_same_images(diffusion_config):
+    model, _ = build(diffusion_config(conditional=True))
+    first = [FAMILY.sample(model, n, seed, steps=3, guidance=1.5)[0] for n, seed in ((5, 0), (5, 1), (3, 2))]
+    (generate,) = model.__dict__["_compiled_generate"].values()
+    assert generate.experimental_get_tracing_count() <= 2  # a new seed is not a new graph; a new size may be
+    assert not np.array_equal(first[0], first[1])
+    np.testing.assert_array_equal(FAMILY.sample(model, 5, 1, steps=3, guidance=1.5)[0], first[1])
+    uncached = tf.function(generate_fn(model, make_sampler("ddim", model.schedule), 3))
+    noise, labels = noise_and_labels(5, model.image_shape, 1, model.num_classes, None)
+    np.testing.assert_array_equal(to_uint8(uncached(noise, tf.constant(labels), tf.constant(1.5))), first[1])
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from .config import (
     default_sampler,
 )
 from .model import DiffusionModel
-from .pipeline import generate_fn, generate_steps
+from .pipeline import compiled_generate, generate_fn, generate_steps
 from .samplers import DDIMSampler, EulerSampler, make_sampler
 from .unet import UNet, check_image_size
 
@@ -88,12 +88,13 @@ class DiffusionFamily(ImageFamily):
         whole loop is one graph.
         """
         num_classes = model.num_classes
-        chosen, _, steps = checked_sampler(model, sampler, steps, eta, guidance)
+        chosen, name, steps = checked_sampler(model, sampler, steps, eta, guidance)
         noise, labels = noise_and_labels(num, model.image_shape, seed, num_classes, label)
         labels_t = None if labels is None else tf.constant(labels)
         guidance_t = None if guidance is None else tf.constant(guidance, tf.float32)
         if on_step is None:
-            x = tf.function(generate_fn(model, chosen, steps))(tf.constant(noise), labels_t, guidance_t, seed)
+            generate = compiled_generate(model, (name, steps, eta), chosen, steps)
+            x = generate(tf.constant(noise), labels_t, guidance_t, tf.constant(seed, tf.int64))
         else:
             x = generate_steps(model, chosen, steps, noise, labels_t, guidance_t, seed, on_step)
         columns = num_classes if num_classes and label is None else None

@@ -1,7 +1,8 @@
 """The sampling pipeline: a trained denoiser + a sampler -> images.
 
 `generate_fn` builds the whole N-step loop as one graph (a `tf.while_loop`), which is what the
-CLI runs and what the LiteRT export embeds. `generate_steps` runs the same step function once
+CLI runs (through `compiled_generate`, traced once per model and sampler) and what the LiteRT
+export embeds. `generate_steps` runs the same step function once
 per step from Python, for a progress bar and for GIF frames.
 """
 
@@ -60,6 +61,16 @@ def generate_fn(model: DiffusionModel, sampler: Sampler, num_steps: int) -> Call
         return x
 
     return generate
+
+
+def compiled_generate(model: DiffusionModel, key: tuple, sampler: Sampler, num_steps: int) -> Callable:
+    """`generate_fn` as one `tf.function`, kept with the model under `key` (the sampler's name, steps
+    and eta), so that sampling again (each epoch's preview, `evaluate`'s chunks) reuses the traced
+    graph. Call it with tensors only: a Python number would trace the graph again for each value."""
+    cache = model.__dict__.setdefault("_compiled_generate", {})  # plain attribute: not a Keras-tracked one
+    if key not in cache:
+        cache[key] = tf.function(generate_fn(model, sampler, num_steps), reduce_retracing=True)
+    return cache[key]
 
 
 def generate_steps(model: DiffusionModel, sampler: Sampler, num_steps: int, noise, labels=None,
