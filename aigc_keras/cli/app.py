@@ -49,7 +49,7 @@ def sample():
 @cli.group(epilog="""\b
 Examples:
   aigc-keras export gan --tflite
-  aigc-keras export diffusion --tflite --steps 25
+  aigc-keras export diffusion --tflite --steps 8
   aigc-keras export text --tflite""")
 def export():
     """Export a trained model as a SavedModel and a LiteRT .tflite file."""

@@ -45,14 +45,15 @@ def commands(name: str = "diffusion") -> dict:
     train = train_command(
         DiffusionConfig, name,
         "Train a diffusion model (DDPM or flow matching); rerun the same command to resume after an interruption.",
-        ["", " --conditional --model-dir saved_models/cdiffusion", " --objective eps --schedule cosine",
-         " --objective v --loss-weighting min-snr --epochs 20"],
+        ["", " --no-conditional --model-dir saved_models/udiffusion",
+         " --objective eps --patch 1 --levels 3 --model-dir saved_models/ddpm",
+         " --objective v --schedule cosine --loss-weighting min-snr --epochs 20"],
     )
 
     @click.command(name, epilog=epilog("sample", name, [
         " --num 64 --seed 0 --out d.png", " --sampler heun --steps 10 --out heun.png",
         " --model saved_models/ddpm --sampler ddpm --gif denoise.gif",
-        " --model saved_models/cdiffusion --label 3 --guidance 3.0 --out threes.png"]))
+        " --label 3 --guidance 2 --out threes.png"]))
     @model_option(name)
     @SAMPLER_OPTIONS["sampler"]
     @SAMPLER_OPTIONS["steps"]

@@ -24,13 +24,13 @@ EVALUATE_OPTIONS = IMAGE_EVALUATE_OPTIONS
 def commands(name: str = "gan") -> dict:
     train = train_command(
         GANConfig, name, "Train a DCGAN; rerun the same command to resume after an interruption.",
-        ["", " --loss wgan-gp --epochs 20", " --conditional --model-dir saved_models/cgan",
+        ["", " --loss wgan-gp --epochs 20", " --no-conditional --model-dir saved_models/ugan",
          " --data npz:faces.npz --base-filters 64"],
     )
 
     @click.command(name, epilog=epilog("sample", name, [
         " --num 64 --seed 0 --out digits.png", " --num 1000 --out digits.npz",
-        " --model saved_models/cgan --label 7 --out sevens.png"]))
+        " --label 7 --out sevens.png"]))
     @model_option(name)
     @sample_options
     def sample(model_dir, num, seed, label, out):
