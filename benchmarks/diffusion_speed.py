@@ -2,13 +2,14 @@
 steps for each sampler, and the exported `generate` (the whole sampler in one graph) in LiteRT
 against the SavedModel. Prints Markdown tables.
 
-    python benchmarks/diffusion_speed.py                               # default config, fresh weights
-    python benchmarks/diffusion_speed.py --model saved_models/diffusion # a trained model (same speed)
+    python benchmarks/diffusion_speed.py                                # a DDPM U-Net, fresh weights
+    python benchmarks/diffusion_speed.py --model saved_models/diffusion  # the trained default (flow) model
 
-Training: both loops do the same work (t ~ U, eps ~ N, x_t, MSE to eps, Adam, EMA) on the same
-network, batch and pipeline, `--steps` steady-state steps per measurement in pairs of alternating
-order, medians of `--repeats`. Sampling and export latencies are medians of repeated calls; the
-LiteRT parity is max |LiteRT - TF| on images_float in [-1, 1] for the same noise.
+Training (always the DDPM config below, unconditional): both loops do the same work (t ~ U,
+eps ~ N, x_t, MSE to eps, Adam, EMA) on the same network, batch and pipeline, `--steps` steady-state
+steps per measurement in pairs of alternating order, medians of `--repeats`. Sampling (the samplers of
+the model's objective) and export latencies are medians of repeated calls; the LiteRT parity is
+max |LiteRT - TF| on images_float in [-1, 1] for the same noise.
 """
 
 from __future__ import annotations
@@ -26,11 +27,16 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from timing import fit_against_plain, folder_mb, machine, median_ms  # noqa: E402
 
-from aigc_keras.diffusion.config import DiffusionConfig  # noqa: E402
+from aigc_keras.diffusion.config import GUIDANCE, DiffusionConfig  # noqa: E402
 from aigc_keras.diffusion.family import DiffusionFamily  # noqa: E402
 from aigc_keras.diffusion.pipeline import generate_fn  # noqa: E402
 from aigc_keras.diffusion.samplers import make_sampler  # noqa: E402
 from aigc_keras.export.litert import export_bundle  # noqa: E402
+
+DDPM = dict(objective="eps", patch=1, base_filters=16, levels=3, conditional=False)  # the earlier default
+SAMPLERS = {"ddpm": (("ddpm", 1000), ("ddim", 10), ("ddim", 25), ("ddim", 50), ("dpm++", 10), ("dpm++", 25),
+                     ("dpm++", 50)),
+            "flow": (("euler", 10), ("euler", 25), ("euler", 50), ("heun", 6), ("heun", 12), ("heun", 25))}
 
 
 def plain_loop(model: keras.Model, learning_rate: float, ema_momentum: float):
@@ -66,7 +72,7 @@ def main():
     parser.add_argument("--batch", type=int, default=16, help="images per sampling call")
     args = parser.parse_args()
 
-    config = DiffusionConfig(strategy="default")
+    config = DiffusionConfig(strategy="default", **DDPM)
     family = DiffusionFamily()
     keras.utils.set_random_seed(0)
     data = family.load_data(config)
@@ -94,23 +100,27 @@ def main():
     noise = np.random.default_rng(0).standard_normal((args.batch, *model.image_shape)).astype(np.float32)
     print(f"| sampler | steps | seconds per batch of {args.batch} | ms per image |")
     print("|---|---|---|---|")
-    for name, steps in (("ddpm", 1000), ("ddim", 10), ("ddim", 25), ("ddim", 50), ("dpm++", 10), ("dpm++", 25),
-                        ("dpm++", 50)):
+    labels = tf.zeros([args.batch], tf.int32) if model.num_classes else None
+    flow = model.objective == "flow"
+    for name, steps in SAMPLERS["flow" if flow else "ddpm"]:
         fn = tf.function(generate_fn(model, make_sampler(name, model.schedule), steps))
-        fn(tf.constant(noise)).numpy()
+        fn(tf.constant(noise), labels).numpy()
         start = time.perf_counter()
-        fn(tf.constant(noise)).numpy()
+        fn(tf.constant(noise), labels).numpy()
         seconds = time.perf_counter() - start
         print(f"| {name} | {steps} | {seconds:.2f} | {1000 * seconds / args.batch:.0f} |")
 
     from ai_edge_litert.interpreter import Interpreter
 
-    print("\n| export (`generate`, ddim) | file | LiteRT vs TF max abs diff | SavedModel ms/image | LiteRT ms/image |")
+    export_sampler = "heun" if flow else "ddim"
+    print(f"\n| export (`generate`, {export_sampler}) | file | LiteRT vs TF max abs diff | SavedModel ms/image | "
+          "LiteRT ms/image |")
     print("|---|---|---|---|---|")
-    for steps, quantize in ((10, "none"), (25, "none"), (50, "none"), (25, "float16"), (25, "dynamic")):
+    for steps, quantize in (((6, "none"), (12, "none"), (25, "none"), (12, "float16"), (12, "dynamic")) if flow else
+                            ((10, "none"), (25, "none"), (50, "none"), (25, "float16"), (25, "dynamic"))):
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "d"
-            tracked, endpoints, metadata = family.export_spec(model, run, steps=steps, sampler="ddim")
+            tracked, endpoints, metadata = family.export_spec(model, run, steps=steps, sampler=export_sampler)
             meta = export_bundle(tracked, endpoints, out, tflite=True, quantize=quantize, metadata=metadata,
                                  tolerance=family.export_tolerance)
             saved = tf.saved_model.load(str(out / "saved_model")).signatures["generate"]
@@ -118,13 +128,14 @@ def main():
             one = noise[:1]
             inputs = {"noise": one}
             if model.num_classes:
-                inputs.update(label=np.zeros(1, np.int32), guidance=np.array(3.0, np.float32))
+                inputs.update(label=np.zeros(1, np.int32), guidance=np.array(GUIDANCE, np.float32))
             saved_ms = median_ms(lambda: saved(**{k: tf.constant(v) for k, v in inputs.items()})["images"].numpy(),
                                  repeats=5)
             litert_ms = median_ms(lambda: runner(**inputs)["images"], repeats=5)
             diff = meta["parity"]["max_abs_diff"]["generate/images_float"]
             print(f"| {steps} steps, {quantize} | {meta['files']['tflite_bytes'] / 1e6:.2f} MB tflite, "
-                  f"{folder_mb(out / 'saved_model'):.2f} MB SavedModel | {diff:.2g} | {saved_ms:.0f} | {litert_ms:.0f} |")
+                  f"{folder_mb(out / 'saved_model'):.2f} MB SavedModel | {diff:.2g} | {saved_ms:.0f} | "
+                  f"{litert_ms:.0f} |")
 
 
 if __name__ == "__main__":

@@ -26,10 +26,12 @@ import tensorflow as tf  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import folder_mb, machine, median_ms  # noqa: E402
 
+from aigc_keras.diffusion.config import GUIDANCE  # noqa: E402
 from aigc_keras.export import QUANTIZATIONS, export_trained  # noqa: E402
 from aigc_keras.export.runtime import APIS, LiteRTModel  # noqa: E402
 from aigc_keras.families import get_family  # noqa: E402
 from aigc_keras.model_dir import ModelDir  # noqa: E402
+from aigc_keras.training.family import ImageFamily  # noqa: E402
 
 
 def example_inputs(spec: dict, metadata: dict, rng) -> dict:
@@ -47,7 +49,7 @@ def example_inputs(spec: dict, metadata: dict, rng) -> dict:
                       top_p=np.array(0.95, np.float32), prompt_length=np.array(6, np.int32))
         inputs["prompt_ids"][:6] = np.arange(1, 7)
     if "guidance" in inputs:
-        inputs["guidance"] = np.array(3.0, np.float32)
+        inputs["guidance"] = np.array(GUIDANCE, np.float32)
     if "t" in inputs:  # a middle step of denoise_step
         times = metadata["timesteps"] + [0.0 if metadata.get("objective") == "flow" else -1]
         middle = len(metadata["timesteps"]) // 2
@@ -65,7 +67,8 @@ def measure(model_dir: Path, out: Path, quantize: str, num: int, options: dict) 
     folder = out / f"{model_dir.name}-{quantize}"
     start = time.time()
     meta = export_trained(run["family"], model_dir, folder, tflite=True, quantize=quantize, force=True, **options)
-    row = {"model": model_dir.name, "family": run["family"], "quantize": quantize,
+    row = {"model": model_dir.name, "family": run["family"], "images": isinstance(family, ImageFamily),
+           "quantize": quantize,
            "export_seconds": round(time.time() - start, 1), "tflite_mb": meta["files"]["tflite_bytes"] / 1e6,
            "saved_model_mb": folder_mb(folder / "saved_model"), "ms_per_call": {}}
     rng = np.random.default_rng(0)
@@ -81,7 +84,7 @@ def measure(model_dir: Path, out: Path, quantize: str, num: int, options: dict) 
         times["saved_model"] = median_ms(lambda: [v.numpy() for v in function(**tensors).values()])
         row["ms_per_call"][signature] = times
     runner = LiteRTModel(folder / "model.tflite", "compiled")
-    if run["family"] == "lstm":
+    if not isinstance(family, ImageFamily):
         from aigc_keras.data.text import load_text
 
         text = load_text(run["data"]["spec"]).split(run["config"]["validation_split"])[1]
@@ -109,7 +112,7 @@ def table(rows: list[dict]) -> str:
     for model in dict.fromkeys(r["model"] for r in rows):
         mine = [r for r in rows if r["model"] == model]
         signatures = list(mine[0]["ms_per_call"])
-        text = mine[0]["family"] == "lstm"
+        text = not mine[0]["images"]
         quality = "bits/char (LiteRT)" if text else f"FID / KID of {mine[0]['quality']['num']} (LiteRT)"
         head = ["--quantize", "tflite MB", quality] + [f"{s} ms: Interpreter / CompiledModel / SavedModel"
                                                        for s in signatures]

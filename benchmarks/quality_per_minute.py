@@ -38,6 +38,7 @@ from aigc_keras.metrics.features import feature_net  # noqa: E402
 from aigc_keras.metrics.image import mode_coverage  # noqa: E402
 from aigc_keras.metrics.text import text_metrics  # noqa: E402
 from aigc_keras.precision import float32_model  # noqa: E402
+from aigc_keras.training.family import ImageFamily  # noqa: E402
 from aigc_keras.training.runner import train  # noqa: E402
 
 RUNS = ("gan", "diffusion", "text", "vae")
@@ -175,7 +176,8 @@ def main():
         if config.lr_schedule == "constant":  # the budget stops it; a scheduled run keeps its planned length
             config = config_class(name)(epochs=1000)
         family = get_family(name)
-        if name == "text":
+        images = isinstance(family, ImageFamily)
+        if not images:
             measure = text_measure(load_text(config.data).split(config.validation_split)[1])
         else:
             measure = image_measure(family, args.num, net, real_features)
@@ -184,10 +186,14 @@ def main():
         start = time.time()
         train(config, out / name, overwrite=True, callbacks=[budget], verbose=0, log=lambda _: None)
         report["runs"][name] = budget.rows
+        report.setdefault("image_runs", [])
+        if images and name not in report["image_runs"]:
+            report["image_runs"].append(name)
         print(f"{name}: {time.time() - start:.0f} s in all", flush=True)
         (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
 
-    plot({k: v for k, v in report["runs"].items() if k != "text"}, out / "fid_per_minute.png", "fid",
+    plot({k: v for k, v in report["runs"].items() if k in report.get("image_runs", [])}, out / "fid_per_minute.png",
+         "fid",
          "FID (lower is better)")
     text = table(report)
     (out / "table.md").write_text(text)
