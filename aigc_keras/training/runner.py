@@ -99,10 +99,12 @@ def train(config, model_dir: str | Path, overwrite: bool = False, force: bool = 
             initial_epoch=done,
             steps_per_epoch=steps,
             validation_data=validation,
-            # Family callbacks first (they add metrics to the logs), then the divergence guard, then
-            # history before checkpoint: a crash between the two then costs a history line, not an epoch.
-            callbacks=[*family.callbacks(model, config, data), DivergenceGuard(done, _divergence_cause(config)),
-                       HistoryLog(md.history_file, history), monitor, EpochCheckpoint(md.checkpoints, model),
+            # The divergence guard first (a diverged epoch is never saved), then at once the checkpoint,
+            # so that an interruption in the slower work after it (the family's measurements, which add
+            # metrics to the logs, and the preview) costs no finished epoch; history.json then lists only
+            # checkpointed epochs.
+            callbacks=[DivergenceGuard(done, _divergence_cause(config)), EpochCheckpoint(md.checkpoints, model),
+                       *family.callbacks(model, config, data), HistoryLog(md.history_file, history), monitor,
                        *callbacks],
             verbose=verbose,
             shuffle=False,
