@@ -28,8 +28,8 @@ pytestmark = pytest.mark.slow  # end-to-end: trains and exports models
 
 GAN = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2", "--latent-dim", "8", "--base-filters", "8",
        "--strategy", "default"]
-DIFFUSION = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2", "--timesteps", "40",
-             "--base-filters", "8", "--levels", "2", "--strategy", "default"]
+DIFFUSION = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2", "--objective", "eps", "--patch", "1",
+             "--timesteps", "40", "--base-filters", "8", "--levels", "2", "--strategy", "default"]
 TEXT = ["--epochs", "1", "--batch-size", "8", "--seq-len", "16", "--units", "16", "--layers", "1",
         "--embedding-dim", "8", "--strategy", "default"]
 CORPUS = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 20
@@ -75,9 +75,10 @@ def workspace(tmp_path_factory):
         (mine / "config.json").write_text('{"learning": "my own settings"}')
         (mine / "logs" / "run.log").write_text("my log")
         (mine / "samples" / "best.png").write_bytes(b"my picture")
-        for args in (["train", "gan", "--data", "npz:data.npz", "--model-dir", "models/gan", *GAN],
+        for args in (["train", "gan", "--data", "npz:data.npz", "--model-dir", "models/gan", "--no-conditional", *GAN],
                      ["train", "gan", "--data", "npz:data.npz", "--model-dir", "models/cgan", "--conditional", *GAN],
-                     ["train", "diffusion", "--data", "npz:data.npz", "--model-dir", "models/diff", *DIFFUSION],
+                     ["train", "diffusion", "--data", "npz:data.npz", "--model-dir", "models/diff", "--no-conditional",
+                      *DIFFUSION],
                      ["train", "diffusion", "--data", "npz:data.npz", "--model-dir", "models/cdiff", "--conditional",
                       *DIFFUSION],
                      ["train", "lstm", "--data", "text:corpus.txt", "--model-dir", "models/lstm", *TEXT],

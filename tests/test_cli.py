@@ -147,7 +147,7 @@ def test_readme_documents_every_option_and_command():
                 expected = str(field.default).lower() if isinstance(field.default, bool) else str(field.default)
                 assert shown == expected, (config.family, field.name, shown, expected)
     for command in ("aigc-keras train gan", "aigc-keras sample gan", "aigc-keras export gan --tflite",
-                    "aigc-keras train diffusion", "aigc-keras sample diffusion --sampler ddim",
+                    "aigc-keras train diffusion", "aigc-keras sample diffusion --num 100",
                     "aigc-keras export diffusion --tflite", "aigc-keras info", "python -m pytest",
                     "aigc-keras train lstm", "aigc-keras sample lstm --prompt", "aigc-keras export lstm --tflite",
                     "aigc-keras evaluate saved_models/gan", "aigc-keras evaluate saved_models/lstm",
@@ -156,8 +156,8 @@ def test_readme_documents_every_option_and_command():
         assert command in readme, command
 
 
-DIFFUSION_TINY = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2", "--timesteps", "40",
-                  "--base-filters", "8", "--levels", "2", "--strategy", "default"]
+DIFFUSION_TINY = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2", "--objective", "eps", "--patch",
+                  "1", "--timesteps", "40", "--base-filters", "8", "--levels", "2", "--strategy", "default"]
 
 
 @pytest.mark.slow

@@ -160,7 +160,8 @@ def trained_conditional(tmp_path_factory):
     images, labels = make_images()
     np.savez(root / "data.npz", images=images, labels=labels)
     config = DiffusionConfig(data=f"npz:{root / 'data.npz'}", epochs=1, batch_size=16, steps_per_epoch=3,
-                             timesteps=1000, base_filters=8, levels=2, conditional=True, strategy="default")
+                             timesteps=1000, base_filters=8, levels=2, conditional=True, objective="eps", patch=1,
+                             strategy="default")
     train(config, root / "model", verbose=0, log=lambda *_: None)
     return root / "model"
 

@@ -24,7 +24,7 @@ def trained(tmp_path_factory):
     images, labels = make_images()
     np.savez(root / "data.npz", images=images, labels=labels)
     dirs = {}
-    for name, options in (("plain", {}), ("cond", {"conditional": True, "ema": True})):
+    for name, options in (("plain", {"conditional": False}), ("cond", {"conditional": True, "ema": True})):
         config = GANConfig(data=f"npz:{root / 'data.npz'}", epochs=1, batch_size=16, steps_per_epoch=3,
                            latent_dim=8, base_filters=8, strategy="default", **options)
         train(config, root / name, verbose=0, log=lambda *_: None)

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow  # end-to-end: trains and exports models
 
 DIFFUSION = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2", "--timesteps", "40",
              "--base-filters", "8", "--levels", "2", "--strategy", "default"]
+DDPM = ["--objective", "eps", "--patch", "1"]
 TEXT = ["--epochs", "1", "--batch-size", "8", "--seq-len", "16", "--units", "16", "--layers", "1",
         "--embedding-dim", "8", "--heads", "2", "--strategy", "default"]
 GAN = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2", "--latent-dim", "8", "--base-filters", "8",
@@ -36,8 +37,8 @@ def models(tmp_path_factory):
     (root / "corpus.txt").write_text(CORPUS)
     runs = {
         "gan": ["gan", "--data", f"npz:{root / 'data.npz'}", "--conditional", *GAN],
-        "diffusion": ["diffusion", "--data", f"npz:{root / 'data.npz'}", *DIFFUSION],
-        "cdiffusion": ["diffusion", "--data", f"npz:{root / 'data.npz'}", "--conditional", *DIFFUSION],
+        "diffusion": ["diffusion", "--data", f"npz:{root / 'data.npz'}", "--no-conditional", *DDPM, *DIFFUSION],
+        "cdiffusion": ["diffusion", "--data", f"npz:{root / 'data.npz'}", "--conditional", *DDPM, *DIFFUSION],
         "flow": ["diffusion", "--data", f"npz:{root / 'data.npz'}", "--conditional", "--objective", "flow", "--patch",
                  "2", *DIFFUSION],
         "lstm": ["lstm", "--data", f"text:{root / 'corpus.txt'}", *TEXT],

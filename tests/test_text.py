@@ -27,7 +27,7 @@ FAMILY = TextFamily()
 CORPUS = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
           "First Citizen:\nYou are all resolved rather to die than to famish?\n\n") * 12
 TINY = ["--epochs", "2", "--batch-size", "8", "--seq-len", "16", "--units", "16", "--layers", "1",
-        "--embedding-dim", "8", "--heads", "2", "--strategy", "default"]
+        "--embedding-dim", "8", "--heads", "2", "--lr-schedule", "constant", "--strategy", "default"]
 
 
 def run(capsys, *args):
