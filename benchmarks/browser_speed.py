@@ -2,9 +2,9 @@
 Debian's headless Chromium) on the given exports, beside the Python LiteRT CompiledModel figure for
 the same call. Needs chromium, chromium-driver, selenium and `npm ci --prefix web`.
 
-    python benchmarks/browser_speed.py --exports export      # export/gan, export/diffusion, export/text
+    python benchmarks/browser_speed.py --exports export      # export/gan, export/diffusion, export/vae, export/text
 
-Prints a table and saves results.json in --out.
+Prints a table and saves results.json, table.md and a screenshot of each panel (demo-PANEL.png) in --out.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1100,1500"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     driver.set_script_timeout(600)
@@ -78,7 +79,7 @@ def main():
                                "--port", "0"], stdout=subprocess.PIPE, text=True)
     url = re.search(r"(http://\S+/)", server.stdout.readline()).group(1)
     driver = browser()
-    rows = []
+    rows, shot = [], set()
     try:
         driver.get(url)
         assert driver.execute_async_script("window.demo.ready.then(arguments[0])")
@@ -87,6 +88,7 @@ def main():
                 ("gan", "gan", "generate", "msPerCall", "generate", "image"),
                 ("diffusion", "diffusion", "generate", "msPerCall", "generate", "image"),
                 ("diffusion", "diffusion", "steps", "msPerStep", "denoise_step", "step"),
+                ("vae", "vae", "generate", "msPerCall", "generate", "image"),
                 ("text", "text", "write", "msPerStep", "step", "character (streamed)"),
                 ("text", "text", "one-call", "msPerGeneratedId", "generate", "character (one call)")):
             if family not in found and not (family == "text" and "lstm" in found):
@@ -104,6 +106,9 @@ def main():
                 browser_ms, python = browser_ms / batch, python / batch
             if per == "character (one call)":
                 python = python / meta["length"]
+            if panel not in shot:  # each panel as its first action left it
+                driver.find_element("css selector", f"#{panel}").screenshot(str(args.out / f"demo-{panel}.png"))
+                shot.add(panel)
             rows.append({"export": folder.name, "signature": signature, "per": per, "browser_ms": browser_ms,
                          "python_compiled_ms": python, "steps": meta.get("steps")})
             print(json.dumps(rows[-1]), flush=True)

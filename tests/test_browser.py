@@ -79,6 +79,8 @@ def train_and_export(root: Path, exports: Path, families: tuple[str, ...]):
         "diffusion": (["train", "diffusion", "--data", f"npz:{root / 'data.npz'}", "--conditional", "--objective",
                        "flow", "--patch", "2", "--base-filters", "8", "--levels", "2", "--batch-size", "16", *common],
                       ["--steps", "4", "--sampler", "heun", "--batch", "2"]),
+        "vae": (["train", "vae", "--data", f"npz:{root / 'data.npz'}", "--latent-dim", "3", "--base-filters", "4",
+                 "--batch-size", "16", *common], ["--batch", "4"]),
         "text": (["train", "text", "--data", f"text:{root / 'corpus.txt'}", "--arch", "transformer", "--units", "16",
                   "--layers", "1", "--heads", "2", "--seq-len", "16", "--batch-size", "8", *common],
                  ["--length", "48", "--prompt-length", "8"]),
@@ -114,7 +116,7 @@ class Demo:
 def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     exports = root / "exports"
-    train_and_export(root, exports, ("gan", "diffusion", "text"))
+    train_and_export(root, exports, ("gan", "diffusion", "vae", "text"))
     demo = Demo(exports)
     yield demo, exports
     demo.close()
@@ -179,7 +181,7 @@ def test_panels_equal_the_python_interpreter_on_the_same_inputs(browser, site, t
     noise = np.array(page_value(browser, "window.demo.diffusion.noise"), np.float32).reshape(4, 16, 16, 1)
     labels = np.array(page_value(browser, "window.demo.diffusion.labels"), np.int32)
     want = np.concatenate([python.run("generate", noise=noise[i:i + 2], label=labels[i:i + 2],
-                                      guidance=np.float32(3.0))["images"] for i in (0, 2)])
+                                      guidance=np.float32(1.5))["images"] for i in (0, 2)])
     got = np.array(page_value(browser, "window.demo.diffusion.images"), np.uint8).reshape(want.shape)
     np.testing.assert_array_equal(got, want)
     press(browser, "diffusion", "steps")
@@ -191,12 +193,31 @@ def test_panels_equal_the_python_interpreter_on_the_same_inputs(browser, site, t
     assert len(trajectory) == len(meta["timesteps"]) == 4
     for i, page_images in enumerate(trajectory):
         out = python.run("denoise_step", x=x, t=np.float32(times[i]), t_prev=np.float32(times[i + 1]),
-                         label=step_labels, guidance=np.float32(3.0))
+                         label=step_labels, guidance=np.float32(1.5))
         np.testing.assert_array_equal(np.array(page_images, np.uint8).reshape(2, 16, 16, 1), out["images"])
         x = out["x_prev"]
     np.testing.assert_allclose(np.array(page_value(browser, "window.demo.diffusion.finalX")).reshape(x.shape), x,
                                atol=1e-5)
     screenshot(browser, "diffusion", tmp_path)
+
+    # VAE: 5 images in calls of 4, then a row of 10 codes from one N(0, I) draw to another.
+    python = LiteRTModel(exports / "vae" / "model.tflite")
+    for action, count in (("generate", 5), ("morph", 10)):
+        if action == "generate":
+            browser.find_element("css selector", "#vae [data-role=count]").clear()
+            browser.find_element("css selector", "#vae [data-role=count]").send_keys(str(count))
+        press(browser, "vae", action)
+        z = np.array(page_value(browser, "window.demo.vae.noise"), np.float32).reshape(count, 3)
+        if action == "generate":
+            np.testing.assert_allclose(z.reshape(-1), PageRandom(0).normal(count * 3), atol=1e-6)
+        else:
+            ends = PageRandom(0).normal(6).reshape(2, 3)
+            np.testing.assert_allclose(z, ends[0] + np.linspace(0, 1, 10)[:, None] * (ends[1] - ends[0]), atol=1e-5)
+        padded = np.concatenate([z, np.repeat(z[-1:], -count % 4, axis=0)])
+        want = np.concatenate([python.run("generate", z=padded[i:i + 4])["images"] for i in range(0, count, 4)])
+        got = np.array(page_value(browser, "window.demo.vae.images"), np.uint8).reshape(want[:count].shape)
+        np.testing.assert_array_equal(got, want[:count])
+    screenshot(browser, "vae", tmp_path)
 
     # Text: streamed through step (sampling in JavaScript), and generate in one call, 40 characters
     # past the 16-token context.
@@ -224,7 +245,7 @@ def test_panels_equal_the_python_interpreter_on_the_same_inputs(browser, site, t
     shown = browser.find_element("css selector", "#text [data-role=output]").text
     assert shown == "All:" + "".join(text_meta["vocabulary"][i] for i in want)
     screenshot(browser, "text", tmp_path)
-    for panel in ("gan", "diffusion", "text"):
+    for panel in ("gan", "diffusion", "vae", "text"):
         assert "ms per" in browser.find_element("css selector", f"#{panel} [data-role=timing]").text
     assert console_errors(browser) == []
 
@@ -238,7 +259,7 @@ def test_a_missing_export_says_how_to_make_it(browser, site, tmp_path):
     try:
         browser.get(demo.url)
         assert browser.execute_async_script("window.demo.ready.then(arguments[0])") is True
-        for panel in ("diffusion", "text"):
+        for panel in ("diffusion", "vae", "text"):
             message = browser.find_element("css selector", f"#{panel} [data-role=message]").text
             assert message.startswith(f"No {panel} export in") and f"aigc-keras export {panel} --tflite" in message
         assert "export/gan" in browser.find_element("css selector", "#gan [data-role=message]").text

@@ -7,10 +7,11 @@ import {loadAndCompile, loadLiteRt, Tensor} from '@litertjs/core';
 import {PageRandom} from './rng.js';
 import {nextToken} from './sampling.js';
 
-const PANELS = {gan: 'gan', diffusion: 'diffusion', text: 'text', lstm: 'text'};  // export family -> panel
+const PANELS = {gan: 'gan', diffusion: 'diffusion', vae: 'vae', text: 'text', lstm: 'text'};  // export family -> panel
 const SCALE = 3;  // screen pixels per image pixel
+const MORPH_STEPS = 10;
 
-const demo = {ready: null, exports: [], gan: {}, diffusion: {}, text: {}};
+const demo = {ready: null, exports: [], gan: {}, diffusion: {}, vae: {}, text: {}};
 window.demo = demo;
 
 function $(panel, role) {
@@ -106,34 +107,50 @@ function classControl(panel, meta) {
       ...meta.class_names.map((name, i) => new Option(name, String(i))));
 }
 
-// ----- GAN: a grid of images from `generate`, `batch` per call.
+// ----- GAN and VAE: a grid of images from `generate`, `batch` per call.
 
-async function generateImages(panel, entry, noiseName, extra) {
+function noiseSize(meta, noiseName) {
+  return meta.signatures.generate.inputs[noiseName].shape.slice(1).reduce((a, b) => a * b, 1);
+}
+
+async function generateImages(panel, entry, noiseName, extra, given = null) {
   const meta = entry.meta;
   const seed = Number($(panel, 'seed').value);
-  const count = Number($(panel, 'count').value);
+  const size = noiseSize(meta, noiseName);
+  const noise = given || new PageRandom(seed).normal(Number($(panel, 'count').value) * size);
+  const count = noise.length / size;
   const [height, width, channels] = meta.image_shape;
-  const noiseSize = meta.signatures.generate.inputs[noiseName].shape.slice(1).reduce((a, b) => a * b, 1);
-  const noise = new PageRandom(seed).normal(count * noiseSize);
   const chosen = meta.conditional ? labels(meta, count, $(panel, 'label').value) : null;
   const pixels = new Uint8Array(count * height * width * channels);
   const perImage = height * width * channels;
   const calls = [];
   for (let start = 0; start < count; start += meta.batch) {
     const rows = Array.from({length: meta.batch}, (_, i) => Math.min(start + i, count - 1));
-    const inputs = {[noiseName]: new Float32Array(meta.batch * noiseSize), ...extra};
-    rows.forEach((r, i) => inputs[noiseName].set(noise.subarray(r * noiseSize, (r + 1) * noiseSize), i * noiseSize));
+    const inputs = {[noiseName]: new Float32Array(meta.batch * size), ...extra};
+    rows.forEach((r, i) => inputs[noiseName].set(noise.subarray(r * size, (r + 1) * size), i * size));
     if (chosen) inputs.label = Int32Array.from(rows, (r) => chosen[r]);
     const {result, ms} = await run(entry, 'generate', inputs);
     calls.push(ms);
     pixels.set(result.images.subarray(0, Math.min(meta.batch, count - start) * perImage), start * perImage);
   }
-  const columns = meta.conditional && $(panel, 'label').value === 'all' ? meta.num_classes : null;
+  const columns = given ? count : meta.conditional && $(panel, 'label').value === 'all' ? meta.num_classes : null;
   draw(panel, pixels, count, meta.image_shape, columns);
   const mean = calls.reduce((a, b) => a + b, 0) / calls.length;
   say(panel, 'timing', `${calls.length} calls of generate, ${mean.toFixed(1)} ms per call ` +
       `(${(mean / meta.batch).toFixed(1)} ms per image)`);
   Object.assign(demo[panel], {noise, labels: chosen, images: pixels, msPerCall: calls});
+}
+
+/** The VAE's latent space: ten codes on the line from one N(0, I) draw to another, decoded in a row. */
+function morph(entry) {
+  const size = noiseSize(entry.meta, 'z');
+  const ends = new PageRandom(Number($('vae', 'seed').value)).normal(2 * size);
+  const codes = new Float32Array(MORPH_STEPS * size);
+  for (let i = 0; i < MORPH_STEPS; i++) {
+    const a = i / (MORPH_STEPS - 1);
+    for (let j = 0; j < size; j++) codes[i * size + j] = (1 - a) * ends[j] + a * ends[size + j];
+  }
+  return generateImages('vae', entry, 'z', {}, codes);
 }
 
 // ----- Diffusion: the whole sampler in one call, or denoise_step once per step.
@@ -265,6 +282,8 @@ function wire(panel, entry) {
         'diffusion:generate': () => generateImages('diffusion', entry, 'noise', entry.meta.conditional ?
             {guidance: Number($('diffusion', 'guidance').value)} : {}),
         'diffusion:steps': () => stepByStep(entry),
+        'vae:generate': () => generateImages('vae', entry, 'z', {}),
+        'vae:morph': () => morph(entry),
         'text:write': () => write(entry),
         'text:one-call': () => oneCall(entry),
       }[`${panel}:${button.dataset.action}`];
@@ -297,7 +316,7 @@ async function start() {
   demo.exports = listing.exports;
   say('page', 'source', `exports from ${listing.folder}`);
   await loadLiteRt('/vendor/@litertjs/core/wasm/');
-  for (const panel of ['gan', 'diffusion', 'text']) {
+  for (const panel of ['gan', 'diffusion', 'vae', 'text']) {
     const found = listing.exports.find((e) => PANELS[e.metadata.family] === panel);
     const controls = document.querySelector(`#${panel} .controls`);
     if (!found) {
@@ -317,7 +336,7 @@ async function start() {
     demo[panel].export = found.name;
     say(panel, 'message', `export/${found.name}: ${found.metadata.family}, batch ${found.metadata.batch ?? 1}` +
         (found.metadata.sampler ? `, ${found.metadata.sampler} x${found.metadata.steps}` : ''));
-    if (panel !== 'text') classControl(panel, found.metadata);
+    if ($(panel, 'label')) classControl(panel, found.metadata);
     if (panel === 'diffusion') $('diffusion', 'guidance').parentElement.hidden = !found.metadata.conditional;
     wire(panel, entry);
   }
