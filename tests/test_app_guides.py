@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow  # end-to-end: trains and exports models
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDES = [ROOT / "docs" / "android.md", ROOT / "docs" / "ios.md"]
-SECTIONS = {"GAN": "gan", "Diffusion": "diffusion", "Text": "text", "What every family shares": "gan",
+SECTIONS = {"GAN": "gan", "Diffusion": "diffusion", "VAE": "vae", "Text": "text", "What every family shares": "gan",
             "The classic Interpreter API": "gan"}
 # Quoted strings that are values, not names: a prompt, a class name, dtype and objective values,
 # asset paths, and the names of the Gradle/CocoaPods artifacts.
@@ -39,6 +39,7 @@ def names(tmp_path_factory):
                 "--base-filters", "8", *common],
         "diffusion": ["diffusion", "--data", f"npz:{root / 'data.npz'}", "--conditional", "--timesteps", "40",
                       "--base-filters", "8", "--levels", "2", *common],
+        "vae": ["vae", "--data", f"npz:{root / 'data.npz'}", "--latent-dim", "3", "--base-filters", "4", *common],
         "text": ["lstm", "--data", f"text:{root / 'corpus.txt'}", "--arch", "transformer", "--units", "16",
                  "--layers", "1", "--heads", "2", "--seq-len", "16", "--epochs", "1", "--batch-size", "8",
                  "--strategy", "default"],
@@ -79,12 +80,13 @@ def quoted_names(guide: Path):
 @pytest.mark.parametrize("guide", GUIDES, ids=lambda p: p.name)
 def test_every_quoted_name_is_one_the_exports_have(names, guide):
     seen = list(quoted_names(guide))
-    assert {s for s, _ in seen} >= {"GAN", "Diffusion", "Text"}, "a family section is missing"
+    assert {s for s, _ in seen} >= {"GAN", "Diffusion", "VAE", "Text"}, "a family section is missing"
     unknown = [(section, name) for section, name in seen
                if name not in LITERALS and name not in names[SECTIONS[section]]]
     assert not unknown, unknown
     for family, must in (("GAN", {"generate", "z", "images", "label"}),
                          ("Diffusion", {"generate", "denoise_step", "noise", "x_prev", "timesteps"}),
+                         ("VAE", {"generate", "encode", "decode", "z", "z_mean", "images_float", "latent_dim"}),
                          ("Text", {"generate", "prompt_ids", "uniform", "ids", "vocabulary"})):
         assert must <= {n for s, n in seen if s == family}, (guide.name, family)
 
