@@ -176,7 +176,7 @@ def test_heun_evaluates_twice_per_step_and_ends_at_t_0():
 
 
 @pytest.mark.parametrize("objective, timesteps, sampler, expected", [
-    ("flow", 1000, None, ("heun", 12)),  # 23 network calls
+    ("flow", 1000, None, ("heun", 12)),  # 24 network calls
     ("flow", 1000, "euler", ("euler", 25)),  # 25 calls: each sampler keeps its own default
     ("eps", 1000, None, ("ddim", 50)),
     ("eps", 20, "dpm++", ("dpm++", 20)),  # never more steps than T

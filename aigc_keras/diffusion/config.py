@@ -18,7 +18,7 @@ LOSS_WEIGHTING = ("none", "min-snr")
 GUIDANCE = 1.5  # classifier-free guidance of the previews and KID estimates: the best KID of 1, 1.5 and 3 (README)
 
 
-DEFAULT_STEPS = {"ddim": 50, "dpm++": 50, "euler": 25, "heun": 12}  # ddpm: T. Heun's 12 steps call the network 23 times
+DEFAULT_STEPS = {"ddim": 50, "dpm++": 50, "euler": 25, "heun": 12}  # ddpm: T. Heun calls the network twice a step
 
 
 def default_sampler(objective: str) -> str:
