@@ -36,6 +36,29 @@ def two_cpus():
     return strategy
 
 
+def run_cli(capsys, *args):
+    """(exit code, stdout, stderr) of `aigc-keras ARGS` run in this process."""
+    from aigc_keras.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def build_model(family, config, strategy=None, weights=None):
+    """(model, fresh training dataset) of `family` for `config`, under `strategy`, with `weights`."""
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    data = family.load_data(config)
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = family.build(config, data.info())
+    if weights is not None:
+        model.set_weights(weights)
+    return model, family.dataset(config, data, config.batch_size)[0]
+
+
 def make_images(n=96, size=16, channels=1, seed=0):
     """Two classes that differ in where they are bright: label 0 top half, label 1 bottom half."""
     rng = np.random.default_rng(seed)

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import make_images
+from conftest import run_cli as cli
 
 from aigc_keras.cli import main
 from aigc_keras.data import tfds_source
@@ -34,14 +35,6 @@ TEXT = ["--epochs", "1", "--batch-size", "8", "--seq-len", "16", "--units", "16"
         "--embedding-dim", "8", "--strategy", "default"]
 CORPUS = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 20
 EXCEPTION_NAME = re.compile(r"\b[A-Z]\w*(Error|Exception|Interrupt|Exit)\b|Traceback")
-
-
-def cli(capsys, *args):
-    """(exit code, stdout, stderr) of `aigc-keras ARGS` run in this process."""
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 def checksums(root: Path) -> dict:

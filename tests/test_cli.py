@@ -6,20 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from aigc_keras.cli import main
+from conftest import run_cli as run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2", "--latent-dim", "8",
         "--base-filters", "8", "--strategy", "default"]
-
-
-def run(capsys, *args):
-    """(exit code, stdout, stderr) of `aigc-keras ARGS` run in this process."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 @pytest.mark.parametrize(

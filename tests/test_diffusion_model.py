@@ -1,6 +1,7 @@
 """DiffusionModel training, guidance, the sampling loop, saving and distribution."""
 
 import contextlib
+import functools
 import io
 import json
 
@@ -8,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import build_model
 
 from aigc_keras.diffusion.family import DiffusionFamily
 from aigc_keras.diffusion.pipeline import generate_fn, generate_steps
@@ -21,18 +23,7 @@ from aigc_keras.training.runner import train
 from aigc_keras.training.strategy import resolve_strategy
 
 FAMILY = DiffusionFamily()
-
-
-def build(config, strategy=None, weights=None):
-    keras.utils.set_random_seed(config.seed)
-    data = FAMILY.load_data(config)
-    with (strategy or tf.distribute.get_strategy()).scope():
-        model = FAMILY.build(config, data.info())
-    if weights is not None:
-        model.set_weights(weights)
-    dataset, _ = FAMILY.dataset(config, data, config.batch_size)
-    return model, dataset
-
+build = functools.partial(build_model, FAMILY)
 
 SLOW = pytest.mark.slow
 

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from conftest import make_images
+from conftest import run_cli as run
 
 from aigc_keras.cli import main
 from aigc_keras.errors import AigcError
@@ -14,13 +15,6 @@ pytestmark = pytest.mark.slow  # end-to-end: trains and exports models
 CLASSIFIER = ["--epochs", "2", "--batch-size", "16", "--filters", "4", "--feature-dim", "8", "--strategy", "default"]
 GAN = ["--epochs", "2", "--batch-size", "16", "--steps-per-epoch", "2", "--latent-dim", "8", "--base-filters", "8",
        "--strategy", "default"]
-
-
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -1,28 +1,18 @@
+import functools
 import subprocess
 import sys
 import textwrap
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import build_model
 
 from aigc_keras.gan.family import GANFamily
 from aigc_keras.training.strategy import resolve_strategy
 
 FAMILY = GANFamily()
-
-
-def build(config, strategy=None, weights=None):
-    """(model, data info, fresh dataset) for `config`, optionally under `strategy` and with `weights`."""
-    keras.utils.set_random_seed(config.seed)
-    data = FAMILY.load_data(config)
-    with (strategy or tf.distribute.get_strategy()).scope():
-        model = FAMILY.build(config, data.info())
-    if weights is not None:
-        model.set_weights(weights)
-    dataset, _ = FAMILY.dataset(config, data, config.batch_size)
-    return model, data.info(), dataset
+build = functools.partial(build_model, FAMILY)
 
 
 def first_batch(config):
@@ -33,7 +23,7 @@ def first_batch(config):
 @pytest.mark.parametrize("loss", ["ns", "hinge", "wgan-gp"])
 def test_fit_updates_discriminator_then_generator(gan_config, loss):
     config = gan_config(loss=loss, n_critic=2 if loss == "wgan-gp" else None)
-    model, _, dataset = build(config)
+    model, dataset = build(config)
     kernels = [w for net in (model.generator, model.discriminator) for w in net.trainable_weights
                if "kernel" in w.path]
     before = [w.numpy().copy() for w in kernels]
@@ -56,19 +46,19 @@ def test_wgan_gp_critic_steps_see_separate_real_batches(gan_config):
 
 def test_one_sided_label_smoothing_shifts_d_loss_by_s_times_mean_real_logit(gan_config):
     s = 0.2
-    base, _, _ = build(gan_config())
+    base, _ = build(gan_config())
     weights = base.get_weights()
     real, labels = first_batch(gan_config())
     real_logits = base.discriminator(real[:, 0]).numpy()
     losses = {}
     for smoothing in (0.0, s):
-        model, _, _ = build(gan_config(label_smoothing=smoothing), weights=weights)
+        model, _ = build(gan_config(label_smoothing=smoothing), weights=weights)
         losses[smoothing] = float(model.train_step((real, labels))["d_loss"])
     np.testing.assert_allclose(losses[s] - losses[0.0], s * real_logits.mean(), rtol=1e-4, atol=1e-6)
 
 
 def test_ema_is_the_moving_average_and_is_used_for_sampling(gan_config):
-    model, _, _ = build(gan_config(ema=True, ema_momentum=0.5))
+    model, _ = build(gan_config(ema=True, ema_momentum=0.5))
     w0 = [w.numpy().copy() for w in model.generator.weights]
     np.testing.assert_array_equal(model.ema_generator.weights[0].numpy(), w0[0])
     batch = first_batch(gan_config())
@@ -92,12 +82,12 @@ def test_ema_is_the_moving_average_and_is_used_for_sampling(gan_config):
     {"loss": "wgan-gp", "n_critic": 2, "conditional": True, "ema": True}, {"minibatch_std": 4})])
 def test_mirrored_step_equals_default_step_on_the_same_global_batch(gan_config, options):
     config = gan_config(**options)
-    reference, _, dataset = build(config)
+    reference, dataset = build(config)
     weights = reference.get_weights()
     want = reference.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False).history
     mirrored = resolve_strategy("mirrored")
     assert mirrored.num_replicas_in_sync == 2
-    model, _, dataset = build(config, strategy=mirrored, weights=weights)
+    model, dataset = build(config, strategy=mirrored, weights=weights)
     got = model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False).history
     for name in want:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5, err_msg=name)
@@ -111,7 +101,7 @@ def test_conditional_generator_learns_the_class(gan_config):
     """Label 0 images are bright on top, label 1 at the bottom: a trained G must draw that."""
     config = gan_config(conditional=True, epochs=80, steps_per_epoch=None, batch_size=16,
                         g_learning_rate=1e-3, d_learning_rate=1e-3)
-    model, _, dataset = build(config)
+    model, dataset = build(config)
     model.fit(dataset, epochs=1, steps_per_epoch=400, verbose=0, shuffle=False)
     z = tf.random.normal((32, config.latent_dim), seed=1)
     for label, (bright, dark) in ((0, (slice(0, 8), slice(8, 16))), (1, (slice(8, 16), slice(0, 8)))):
@@ -121,7 +111,7 @@ def test_conditional_generator_learns_the_class(gan_config):
 
 @pytest.mark.slow
 def test_saved_model_reloads_without_custom_objects(gan_config, tmp_path):
-    model, _, dataset = build(gan_config(conditional=True, ema=True))
+    model, dataset = build(gan_config(conditional=True, ema=True))
     model.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)
     model.save(tmp_path / "gan.keras")
     z = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
@@ -152,7 +142,7 @@ def test_step_compiles_under_xla(gan_config, loss):
     batch = first_batch(config)
     logs = {}
     for jit in (False, True):
-        model, _, _ = build(config)
+        model, _ = build(config)
         model.compile(model.d_optimizer, model.g_optimizer, jit_compile=jit)
         model.make_train_function()
         before = model.generator.get_weights()

@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import run_cli as run
 
-from aigc_keras.cli import main
 from aigc_keras.data.text import TokenWindows, load_text
 from aigc_keras.errors import AigcError
 from aigc_keras.export.runtime import LiteRTModel
@@ -28,13 +28,6 @@ CORPUS = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:
           "First Citizen:\nYou are all resolved rather to die than to famish?\n\n") * 12
 TINY = ["--epochs", "2", "--batch-size", "8", "--seq-len", "16", "--units", "16", "--layers", "1",
         "--embedding-dim", "8", "--heads", "2", "--lr-schedule", "constant", "--strategy", "default"]
-
-
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 @pytest.fixture

@@ -1,14 +1,15 @@
 """The VAE family: its loss against independent references, training, sampling, interpolation,
 export in both LiteRT APIs, evaluation, and the same step under MirroredStrategy."""
 
+import functools
 import json
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import build_model
+from conftest import run_cli as cli
 
-from aigc_keras.cli import main
 from aigc_keras.export.runtime import LiteRTModel
 from aigc_keras.families import get_family
 from aigc_keras.model_dir import ModelDir
@@ -19,21 +20,7 @@ TINY = ["--epochs", "2", "--batch-size", "16", "--steps-per-epoch", "3", "--late
         "--strategy", "default"]
 
 
-def cli(capsys, *args):
-    with pytest.raises(SystemExit) as done:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return done.value.code, out, err
-
-
-def build(config, strategy=None, weights=None):
-    keras.utils.set_random_seed(config.seed)
-    data = FAMILY.load_data(config)
-    with (strategy or tf.distribute.get_strategy()).scope():
-        model = FAMILY.build(config, data.info())
-    if weights is not None:
-        model.set_weights(weights)
-    return model, FAMILY.dataset(config, data, config.batch_size)[0]
+build = functools.partial(build_model, FAMILY)
 
 
 @pytest.fixture
