@@ -175,8 +175,7 @@ def main():
     for name in args.runs:
         config = config_class(name)()
         if config.lr_schedule == "constant":  # the budget stops it; a scheduled run keeps its planned length
-            # Enough epochs for the largest budget (every family's epoch takes over 15 s here), and no
-            # more: the training pipeline builds one shuffle per epoch, and 1,000 of them ran out of 24 GB.
+            # Enough epochs for the largest budget (every family's epoch takes over 15 s here).
             config = config_class(name)(epochs=max(config.epochs, math.ceil(60 * max(args.budgets) / 15)))
         family = get_family(name)
         images = isinstance(family, ImageFamily)
