@@ -29,7 +29,7 @@ class TextConfig(TrainConfig):
     units: int = option(256, "LSTM units per layer; the transformer's model width", min=8)
     layers: int = option(2, "stacked LSTM layers or transformer blocks", min=1, max=12)
     heads: int = option(4, "attention heads (transformer; must divide --units)", min=1)
-    dropout: float = option(0.0, "dropout between layers (helps on small corpora or long runs)", min=0.0, max=0.9)
+    dropout: float = option(0.1, "dropout between layers (helps on small corpora or long runs)", min=0.0, max=0.9)
     learning_rate: float = option(3e-3, "Adam learning rate (the peak, with --lr-schedule cosine)", min=0.0,
                                   resumable=True)
     lr_schedule: str = option("cosine", LR_SCHEDULE_HELP, choices=LR_SCHEDULES)
