@@ -336,7 +336,7 @@ def test_ctrl_c_says_how_to_resume_and_the_rerun_resumes(tmp_path):
         _, err = process.communicate(timeout=120)
     finally:
         process.kill()
-    assert process.returncode == 130
+    assert process.returncode == 130, err
     last = err.strip().splitlines()[-1]
     assert last == "error: interrupted: rerun the same command to resume after the last finished epoch"
     assert "Traceback" not in err
