@@ -331,10 +331,10 @@ def test_ctrl_c_says_how_to_resume_and_the_rerun_resumes(tmp_path):
         while not (history.exists() and json.loads(history.read_text())) and time.time() < deadline:
             time.sleep(0.2)
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=120)
+        out, err = process.communicate(timeout=120)
     finally:
         process.kill()
-    assert process.returncode == 130, err
+    assert process.returncode == 130, out[-2000:] + err
     last = err.strip().splitlines()[-1]
     assert last == "error: interrupted: rerun the same command to resume after the last finished epoch"
     assert "Traceback" not in err
