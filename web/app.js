@@ -311,34 +311,49 @@ console.error = (...args) => {
   return consoleError(...args);
 };
 
+/** Loads one panel's export and wires its controls; throws (for that panel alone) when it cannot. */
+async function startPanel(panel, listing) {
+  const found = listing.exports.find((e) => PANELS[e.metadata.family] === panel);
+  const broken = listing.broken.find((e) => PANELS[e.family] === panel);
+  const controls = document.querySelector(`#${panel} .controls`);
+  controls.hidden = true;
+  if (!found) {
+    say(panel, 'message', broken ? `export/${broken.name} cannot run here: ${broken.why}.` :
+        `No ${panel} export in ${listing.folder}: run \`aigc-keras export ${panel} --tflite\` and reload.`);
+    return;
+  }
+  const why = incompatible(found.metadata);
+  if (why) {
+    say(panel, 'message', `export/${found.name} cannot run here: ${why}.`);
+    return;
+  }
+  const entry = {meta: found.metadata, model: await loadAndCompile(`/exports/${found.name}/model.tflite`,
+      {accelerator: 'wasm'})};
+  demo[panel].export = found.name;
+  if ($(panel, 'label')) classControl(panel, found.metadata);
+  if (panel === 'diffusion') $('diffusion', 'guidance').parentElement.hidden = !found.metadata.conditional;
+  wire(panel, entry);
+  controls.hidden = false;
+  say(panel, 'message', `export/${found.name}: ${found.metadata.family}, batch ${found.metadata.batch ?? 1}` +
+      (found.metadata.sampler ? `, ${found.metadata.sampler} x${found.metadata.steps}` : ''));
+}
+
 async function start() {
   const listing = await (await fetch('/exports/index.json')).json();
   demo.exports = listing.exports;
   say('page', 'source', `exports from ${listing.folder}`);
+  const unknown = listing.broken.filter((e) => !PANELS[e.family]);
+  if (unknown.length) {
+    say('page', 'source', `exports from ${listing.folder}; ` +
+        unknown.map((e) => `export/${e.name} cannot run here: ${e.why}`).join('; '));
+  }
   await loadLiteRt('/vendor/@litertjs/core/wasm/');
   for (const panel of ['gan', 'diffusion', 'vae', 'text']) {
-    const found = listing.exports.find((e) => PANELS[e.metadata.family] === panel);
-    const controls = document.querySelector(`#${panel} .controls`);
-    if (!found) {
-      controls.hidden = true;
-      say(panel, 'message', `No ${panel} export in ${listing.folder}: run \`aigc-keras export ${panel} ` +
-          '--tflite\` and reload.');
-      continue;
+    try {
+      await startPanel(panel, listing);
+    } catch (error) {
+      say(panel, 'message', `The ${panel} export could not start: ${error.message}`);
     }
-    const why = incompatible(found.metadata);
-    if (why) {
-      controls.hidden = true;
-      say(panel, 'message', `export/${found.name} cannot run here: ${why}.`);
-      continue;
-    }
-    const entry = {meta: found.metadata, model: await loadAndCompile(`/exports/${found.name}/model.tflite`,
-        {accelerator: 'wasm'})};
-    demo[panel].export = found.name;
-    say(panel, 'message', `export/${found.name}: ${found.metadata.family}, batch ${found.metadata.batch ?? 1}` +
-        (found.metadata.sampler ? `, ${found.metadata.sampler} x${found.metadata.steps}` : ''));
-    if ($(panel, 'label')) classControl(panel, found.metadata);
-    if (panel === 'diffusion') $('diffusion', 'guidance').parentElement.hidden = !found.metadata.conditional;
-    wire(panel, entry);
   }
 }
 

@@ -77,9 +77,12 @@ def demo(exports, host, port, web):
     from ..demo import exports_index, serve
 
     server = serve(exports, host, port, web)
-    found = ", ".join(f"{e['name']} ({e['metadata']['family']})" for e in exports_index(server.exports_folder))
+    found, broken = exports_index(server.exports_folder)
+    listed = ", ".join(f"{e['name']} ({e['metadata']['family']})" for e in found)
     address, bound = server.server_address[:2]
-    click.echo(f"serving the demo on http://{address}:{bound}/ (exports: {found or 'none yet'}); Ctrl-C stops it")
+    click.echo(f"serving the demo on http://{address}:{bound}/ (exports: {listed or 'none yet'}); Ctrl-C stops it")
+    for entry in broken:
+        click.echo(f"warning: {exports}/{entry['name']} cannot run in the page: {entry['why']}", err=True)
     try:
         while True:
             time.sleep(3600)
