@@ -13,6 +13,7 @@ import typing
 from typing import Any, ClassVar, Optional
 
 from .errors import AigcError
+from .limits import MAX_SEED
 
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -45,7 +46,7 @@ class TrainConfig:
     steps_per_epoch: Optional[int] = option(
         None, "cap on steps per epoch (default: one pass over the data)", min=1
     )
-    seed: int = option(0, "seed for weights, data order and training noise", min=0)
+    seed: int = option(0, "seed for weights, data order and training noise", min=0, max=MAX_SEED)
     strategy: str = option(
         "auto",
         "tf.distribute strategy: auto (multiworker when TF_CONFIG names >1 worker, else mirrored when "

@@ -53,6 +53,15 @@ class ModelDir:
             raise AigcError(f"{self.path} holds a {canonical(run['family'])} model, not a {canonical(family)} model")
         return config_class(run["family"]).from_dict(run["config"], source=str(self.config_file))
 
+    def training_data(self, family: str):
+        """The data the model was trained on, loaded again: refused in one line if its contents changed."""
+        from .data.images import check_fingerprint
+        from .families import get_family
+
+        data = get_family(family).load_data(self.config(family))
+        check_fingerprint(data, self.run()["data"].get("fingerprint"))
+        return data
+
     def history(self) -> list[dict]:
         """The finished epochs' entries of history.json ([] before the first)."""
         if not self.history_file.exists():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -13,6 +15,23 @@ class ConfigNetwork(keras.Model):
 
     def get_config(self):
         return {"name": self.name, **{key: getattr(self, key) for key in self.config_keys}}
+
+
+def activation_bytes(model: keras.Model) -> int:
+    """float32 bytes of every layer's output for one example: what a forward pass holds per example
+    (nested models counted through their own layers; a layer with no recorded output counts 0)."""
+    total = 0
+    for layer in getattr(model, "layers", []):
+        if getattr(layer, "layers", None):
+            total += activation_bytes(layer)
+            continue
+        try:
+            outputs = keras.tree.flatten(layer.output)
+        except (AttributeError, ValueError):
+            continue
+        for tensor in outputs:
+            total += 4 * math.prod(d or 1 for d in tensor.shape[1:])
+    return total
 
 
 def ema_copy(network: keras.Model, name: str) -> keras.Model:

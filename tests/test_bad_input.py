@@ -12,8 +12,11 @@ import os
 import re
 import shutil
 import signal
+import socket
+import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import keras
@@ -75,6 +78,8 @@ def workspace(tmp_path_factory):
                      ["train", "diffusion", "--data", "npz:data.npz", "--model-dir", "models/cdiff", "--conditional",
                       *DIFFUSION],
                      ["train", "lstm", "--data", "text:corpus.txt", "--model-dir", "models/lstm", *TEXT],
+                     ["train", "diffusion", "--data", "npz:data.npz", "--model-dir", "models/flow", *DIFFUSION,
+                      "--objective", "flow"],
                      ["export", "gan", "--model", "models/gan", "--out", "exports/gan"]):
             with pytest.raises(SystemExit) as done:
                 main(args)
@@ -89,6 +94,7 @@ def workspace(tmp_path_factory):
         Path("models/badhistory2/history.json").write_text('[{"loss": 1}]')
         whole = Path("models/damaged/model.keras").read_bytes()
         Path("models/damaged/model.keras").write_bytes(whole[: len(whole) // 2])
+        make_hostile_files()
         import aigc_keras.models  # noqa: F401
 
         model = keras.models.load_model("models/nan/model.keras", compile=False)
@@ -99,6 +105,52 @@ def workspace(tmp_path_factory):
         yield root
     finally:
         os.chdir(cwd)
+
+
+def make_hostile_files():
+    """What a careless or hostile user leaves in the way: links where the tool writes, a folder named
+    like its marker, special files as outputs, odd image folders and names (see the cases below)."""
+    Path("tb").mkdir()
+    Path("tb/events.out.tfevents.1700000000.other").write_text("my own TensorBoard run")
+    Path("myckpt").mkdir()
+    Path("myckpt/epoch-0001.weights.h5").write_text("my checkpoint")
+    Path("mysamples").mkdir()
+    Path("mysamples/epoch-0001.png").write_bytes(b"my picture")
+    for name, target in (("logs", "tb"), ("checkpoints", "myckpt"), ("samples", "mysamples")):
+        shutil.copytree("models/gan", f"models/linked-{name}")
+        shutil.rmtree(f"models/linked-{name}/{name}")
+        Path(f"models/linked-{name}/{name}").symlink_to(Path("../..", target))
+    Path("userdir/.aigc-keras").mkdir(parents=True)
+    Path("userdir/.aigc-keras/settings.ini").write_text("my settings")
+    os.mkfifo("fifo.txt")
+    os.mkfifo("fifo.png")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind("sock.png")
+    Path("devlink.png").symlink_to(os.devnull)
+    try:  # a character device of our own (mknod c 1 3 is /dev/null's); a socket where that is not allowed
+        os.mknod("mynull", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except OSError:
+        with socket.socket(socket.AF_UNIX) as server:
+            server.bind("mynull")
+    from aigc_keras.imaging import encode_png
+
+    picture = encode_png(make_images(n=1)[0][0])
+    Path("mixedimgs/cats").mkdir(parents=True)
+    for i in range(40):
+        Path(f"mixedimgs/top{i}.png").write_bytes(picture)
+    for i in range(20):
+        Path(f"mixedimgs/cats/cat{i}.png").write_bytes(picture)
+    Path("badpng").mkdir()
+    Path("badpng/empty.png").write_bytes(b"")
+    Path("fakepng").mkdir()
+    Path("fakepng/fake.png").write_text("not a picture")
+    Path("a,b.txt").write_text("hello world\n")
+    shutil.copytree("models/gan", "models/nospec")
+    run = json.loads(Path("models/nospec/config.json").read_text())
+    del run["data"]["spec"]
+    Path("models/nospec/config.json").write_text(json.dumps(run))
+    shutil.copytree("exports/gan", "exports/badmeta")
+    Path("exports/badmeta/metadata.json").write_text("[]")
 
 
 TF_CONFIG_BAD = {"TF_CONFIG": "{not json"}
@@ -185,6 +237,50 @@ CASES = [
     ("info models/badhistory2", "history.json is corrupt", 1, None),
     ("info data.npz", "is a file, not a model folder", 1, None),
     ("info models/badtype", "config.json: option 'base_filters' must be int", 1, None),
+    # 1. links where the tool writes: never cleared through, never written through, --force or not
+    *[(f"train gan --data npz:data.npz --model-dir models/linked-{name} {extra}",
+       f"models/linked-{name}/{name} (a symbolic link) is not a file aigc-keras wrote", 1, None)
+      for name in ("logs", "checkpoints", "samples") for extra in ("--overwrite", "--epochs 2", "--overwrite --force")],
+    # 2. a folder named like the marker is the user's
+    ("export gan --model models/gan --out userdir", "holds files aigc-keras did not write (.aigc-keras/)", 1, None),
+    ("export gan --model models/gan --out userdir --force", "userdir/.aigc-keras/ is not a file aigc-keras wrote", 1,
+     None),
+    ("train gan --data npz:data.npz --model-dir userdir --force", "userdir/.aigc-keras/ is not a file aigc-keras "
+     "wrote", 1, None),
+    # 3. outputs that are not regular files
+    ("sample lstm --model models/lstm --length 5 --out fifo.txt",
+     "--out fifo.txt is a FIFO (named pipe); aigc-keras replaces only regular files", 1, None),
+    ("sample gan --model models/gan --out fifo.png", "--out fifo.png is a FIFO (named pipe)", 1, None),
+    ("sample gan --model models/gan --out sock.png", "--out sock.png is a socket", 1, None),
+    ("sample gan --model models/gan --out devlink.png", "--out devlink.png is a symbolic link", 1, None),
+    ("sample lstm --model models/lstm --length 5 --out mynull", "aigc-keras replaces only regular files", 1, None),
+    # 7. image folders that would be read in part
+    ("train gan --data folder:mixedimgs --model-dir new/x", "has 40 images at its top and class sub-folders (cats/)",
+     1, None),
+    # 8. --stop escapes
+    ("sample lstm --model models/lstm --stop \\x", "Invalid value for '--stop'", 2, None),
+    # 10. sizes past what the machine holds, and seeds past what the generators take
+    ("export gan --model models/gan --batch 1000000000 --out exports/big", "--batch 1000000000 needs about", 1, None),
+    ("sample gan --model models/gan --num 10000000000 --out x.png", "--num 10000000000 needs about", 1, None),
+    ("sample lstm --model models/lstm --length 100000000000", "--length 100000000000 needs about", 1, None),
+    ("sample diffusion --model models/flow --steps 100000000000 --out d.png", "--steps 100000000000 needs about", 1,
+     None),
+    ("export lstm --model models/lstm --length 100000000000 --out exports/l", "--length 100000000000 needs about", 1,
+     None),
+    ("evaluate models/gan --num 100000000000", "--num 100000000000 needs about", 1, None),
+    ("evaluate models/gan --subsets 1000000000", "Invalid value for '--subsets'", 2, None),
+    ("sample gan --model models/gan --seed 1180591620717411303424", "Invalid value for '--seed'", 2, None),
+    ("train gan --seed 99999999999 --model-dir new/u", "Invalid value for '--seed'", 2, None),
+    ("sample diffusion --model models/cdiff --guidance 1e30", "Invalid value for '--guidance'", 2, None),
+    ("sample gan --model models/cgan --label 100000000000000000000 --out x.png", "Invalid value for '--label'", 2,
+     None),
+    # 12. messages that named internals, or the wrong cause
+    ("evaluate models/nospec", "config.json is corrupt: it names no training data", 1, None),
+    ("evaluate exports/badmeta", "metadata.json is missing or corrupt", 1, None),
+    ("train gan --data folder:badpng --model-dir new/v", "cannot decode badpng/empty.png: it is empty", 1, None),
+    ("train gan --data folder:fakepng --model-dir new/w", "fakepng/fake.png: it is not a .png image", 1, None),
+    ("train lstm --data text:/dev/null --model-dir new/y", "/dev/null is a character device, not a text file", 1, None),
+    ("train lstm --data text:a,b.txt --model-dir new/z", "fewer than one batch", 1, None),
 ]
 
 
@@ -314,33 +410,254 @@ def test_tfds_offline_fails_fast_in_one_line(capsys, monkeypatch, tmp_path):
     assert time.time() - start < 60
 
 
+def started_with(sigint):
+    """A `preexec_fn` giving the child the SIGINT disposition `sigint` (what a parent passes on: a shell's
+    background job, or a test runner, hands down SIG_IGN, and Python then leaves SIGINT ignored)."""
+    return lambda: signal.signal(signal.SIGINT, sigint)
+
+
+def wait_for(condition, seconds=300):
+    import time
+
+    deadline = time.time() + seconds
+    while not condition() and time.time() < deadline:
+        time.sleep(0.05)
+    assert condition(), "timed out"
+
+
+def stderr_ends_in_one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert lines and [line for line in lines if line.startswith("error: ")] == [lines[-1]], err
+    assert "Traceback" not in err and "INFO:" not in err, err
+    return lines[-1]
+
+
+QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
 @pytest.mark.slow
-def test_ctrl_c_says_how_to_resume_and_the_rerun_resumes(tmp_path):
+@pytest.mark.parametrize("stop, parent", [(signal.SIGINT, signal.SIG_DFL), (signal.SIGINT, signal.SIG_IGN),
+                                          (signal.SIGTERM, signal.SIG_IGN)], ids=["ctrl-c", "ctrl-c-ignored-by-parent",
+                                                                                 "sigterm"])
+def test_ctrl_c_says_how_to_resume_and_the_rerun_resumes(tmp_path, stop, parent):
     images, labels = make_images(n=512)
     np.savez(tmp_path / "data.npz", images=images, labels=labels)
     args = [sys.executable, "-m", "aigc_keras.cli", "train", "gan", "--data", f"npz:{tmp_path / 'data.npz'}",
             "--model-dir", str(tmp_path / "m"), "--epochs", "40", "--batch-size", "16", "--latent-dim", "8",
             "--base-filters", "8", "--strategy", "default"]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=QUIET,
+                               preexec_fn=started_with(parent))
     history = tmp_path / "m" / "history.json"
     try:
-        import time
-
-        deadline = time.time() + 300
-        while not (history.exists() and json.loads(history.read_text())) and time.time() < deadline:
-            time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
+        wait_for(lambda: history.exists() and json.loads(history.read_text()))
+        process.send_signal(stop)
         out, err = process.communicate(timeout=120)
     finally:
         process.kill()
-    assert process.returncode == 130, out[-2000:] + err
-    last = err.strip().splitlines()[-1]
+    assert process.returncode == 130, (signal.getsignal(signal.SIGINT), out[-2000:], err)
+    last = stderr_ends_in_one_error_line(err)
     assert last == "error: interrupted: rerun the same command to resume after the last finished epoch"
-    assert "Traceback" not in err
     from aigc_keras.training.callbacks import EpochCheckpoint
 
     done = EpochCheckpoint.saved(tmp_path / "m" / "checkpoints")[-1][1]
     args[args.index("40")] = str(done + 1)
     result = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and f"after epoch {done} of {done + 1}" in result.stdout
+
+
+def stage_of(out: Path) -> list[Path]:
+    """The staging folders of an export to `out` (beside it)."""
+    return sorted(out.parent.glob(f".{out.name}.*.tmp"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parent", [signal.SIG_DFL, signal.SIG_IGN], ids=["default", "ignored-by-parent"])
+def test_ctrl_c_during_the_litert_conversion_stops_the_export_and_keeps_the_old_one(workspace, parent, tmp_path):
+    out = tmp_path / "exported"
+    shutil.copytree(workspace / "exports" / "gan", out)
+    before = checksums(out)
+    process = subprocess.Popen([sys.executable, "-m", "aigc_keras.cli", "export", "diffusion", "--model",
+                                str(workspace / "models" / "cdiff"), "--out", str(out), "--tflite", "--force"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=QUIET,
+                               preexec_fn=started_with(parent))
+    try:  # the SavedModel is written: the conversion to LiteRT and its parity checks run now
+        wait_for(lambda: any((stage / "saved_model" / "saved_model.pb").exists() for stage in stage_of(out))
+                 or process.poll() is not None)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert stderr_ends_in_one_error_line(err) == f"error: interrupted: nothing was exported ({out} is as it was)"
+    assert checksums(out) == before and not stage_of(out) and not list(out.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_a_killed_export_leaves_a_stage_that_the_next_export_removes(workspace, tmp_path):
+    out = tmp_path / "exported"
+    args = [sys.executable, "-m", "aigc_keras.cli", "export", "diffusion", "--model",
+            str(workspace / "models" / "diff"), "--out", str(out), "--tflite"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=QUIET)
+    try:
+        wait_for(lambda: any((stage / "saved_model").exists() for stage in stage_of(out)) or process.poll() is not None)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    assert len(stage_of(out)) == 1 and not out.exists()  # what SIGKILL leaves
+    live = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=tmp_path))  # a live export's stage
+    from aigc_keras import folders
+
+    folders.claim(live, folders.EXPORT)
+    with open(live / folders.MARKER) as held:
+        import fcntl
+
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = subprocess.run(args, capture_output=True, text=True, env=QUIET, timeout=600)
+        assert result.returncode == 0, result.stderr
+        assert stage_of(out) == [live]  # the killed run's stage is gone, the live one is kept
+    assert (out / "model.tflite").is_file()
+
+
+def test_training_removes_the_temporary_files_a_killed_run_left(workspace, capsys, monkeypatch):
+    monkeypatch.chdir(workspace)
+    shutil.copytree("models/gan", "killed")
+    leftovers = [Path("killed/.model.keras.k2j3x9.tmp.keras"), Path("killed/.history.json.a8s7d6.tmp"),
+                 Path("killed/checkpoints/.epoch-0002.weights.h5.q1w2e3.tmp.weights.h5"),
+                 Path("killed/samples/.epoch-0002.png.z9x8c7.tmp")]
+    for path in leftovers:
+        path.write_bytes(b"half a file")
+    evaluating = Path("killed/.metrics.json.m4n5b6.tmp")  # `evaluate` may be writing this one right now
+    evaluating.write_bytes(b"{")
+    code, _, err = cli(capsys, "train", "gan", "--data", "npz:data.npz", "--model-dir", "killed", *GAN, "--epochs", "2",
+                       "--no-conditional")
+    assert code == 0, err
+    assert not [p for p in leftovers if p.exists()] and evaluating.exists()
+
+
+def test_a_model_folder_in_use_is_refused_in_one_line(workspace, capsys, monkeypatch):
+    from aigc_keras import folders
+
+    monkeypatch.chdir(workspace)
+    shutil.copytree("models/gan", "busy")
+    before = checksums(Path("busy"))
+    with folders.locked(Path("busy"), folders.MODEL):
+        code, _, err = cli(capsys, "train", "gan", "--data", "npz:data.npz", "--model-dir", "busy", *GAN, "--overwrite")
+    assert code == 1 and len(err.splitlines()) == 1
+    assert err.strip() == ("error: busy is in use by another aigc-keras command right now; wait for it to finish, "
+                           "or choose another --model-dir")
+    assert checksums(Path("busy")) == before
+
+
+@pytest.mark.slow
+def test_two_runs_started_at_once_into_one_folder_one_trains_the_other_is_refused(workspace, tmp_path):
+    folder = tmp_path / "c"
+    common = [sys.executable, "-m", "aigc_keras.cli", "train", "gan", "--data", f"npz:{workspace / 'data.npz'}",
+              "--model-dir", str(folder), *GAN, "--epochs", "3", "--steps-per-epoch", "20"]
+    first = subprocess.Popen(common, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=QUIET)
+    try:
+        wait_for(lambda: (folder / "config.json").exists() or first.poll() is not None)
+        second = subprocess.run([*common, "--base-filters", "16"], capture_output=True, text=True, env=QUIET,
+                                timeout=300)
+        first_out, first_err = first.communicate(timeout=300)
+    finally:
+        first.kill()
+    assert first.returncode == 0, first_err
+    assert second.returncode == 1 and "is in use by another aigc-keras command" in \
+        stderr_ends_in_one_error_line(second.stderr)
+    run = json.loads((folder / "config.json").read_text())
+    assert run["config"]["base_filters"] == 8  # config.json and model.keras are the first run's
+    import aigc_keras.models  # noqa: F401
+
+    model = keras.models.load_model(folder / "model.keras", compile=False)
+    assert model.generator.base_filters == 8
+
+
+def test_a_corpus_changed_in_place_to_the_same_length_is_not_resumed(workspace, capsys, monkeypatch):
+    monkeypatch.chdir(workspace)
+    Path("mine.txt").write_text(CORPUS)
+    args = ["train", "lstm", "--data", "text:mine.txt", "--model-dir", "reversed", *TEXT]
+    assert cli(capsys, *args)[0] == 0
+    Path("mine.txt").write_text(CORPUS[::-1])  # the same characters, the same length, another text
+    before = checksums(Path("reversed"))
+    code, _, err = cli(capsys, *args, "--epochs", "2")
+    assert code == 1 and len(err.splitlines()) == 1 and "the same size and shape, but other contents" in err, err
+    assert checksums(Path("reversed")) == before
+
+
+def test_a_relative_data_path_from_another_folder_is_refused_by_train_and_evaluate(workspace, capsys, monkeypatch,
+                                                                                    tmp_path):
+    monkeypatch.chdir(workspace)
+    model = (workspace / "models" / "gan").resolve()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    images, labels = make_images(seed=7)  # other images of the same shape, under the same name
+    np.savez(elsewhere / "data.npz", images=images, labels=labels)
+    monkeypatch.chdir(elsewhere)
+    before = checksums(model)
+    for args in (["train", "gan", "--data", "npz:data.npz", "--model-dir", model, *GAN, "--epochs", "2",
+                  "--no-conditional"],
+                 ["evaluate", model, "--num", "8"]):
+        code, _, err = cli(capsys, *args)
+        assert code == 1 and len(err.splitlines()) == 1, err
+        assert "no longer matches the run" in err or "now holds other data than the model was trained on" in err, err
+    assert checksums(model) == before
+
+
+@pytest.mark.slow
+def test_litert_log_lines_never_follow_the_error_line(workspace, tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(workspace / "exports" / "gan", moved)
+    result = subprocess.run([sys.executable, "-m", "aigc_keras.cli", "export", "gan", "--model",
+                             str(workspace / "models" / "gan"), "--out", str(moved), "--tflite"],
+                            capture_output=True, text=True, env=QUIET, timeout=300)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    images, labels = make_images(n=64, size=32)  # a feature classifier for 32x32 images: the export draws 16x16
+    np.savez(tmp_path / "big.npz", images=images, labels=labels)
+    trained = subprocess.run([sys.executable, "-m", "aigc_keras.cli", "train", "classifier", "--data",
+                              f"npz:{tmp_path / 'big.npz'}", "--model-dir", str(tmp_path / "clf"), "--epochs", "1",
+                              "--batch-size", "16", "--filters", "4", "--strategy", "default"],
+                             capture_output=True, text=True, env=QUIET, timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    result = subprocess.run([sys.executable, "-m", "aigc_keras.cli", "evaluate", str(moved), "--num", "8",
+                             "--classifier", str(tmp_path / "clf")], capture_output=True, text=True,
+                            env=QUIET, cwd=workspace, timeout=300)  # LiteRT draws, then the features refuse them
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [stderr_ends_in_one_error_line(result.stderr)]
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_export_names_the_export_folder_and_leaves_nothing(workspace, tmp_path):
+    import resource
+
+    out = tmp_path / "full"
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))  # noqa: E731  (a 100 kB file)
+    result = subprocess.run([sys.executable, "-m", "aigc_keras.cli", "export", "diffusion", "--model",
+                             str(workspace / "models" / "cdiff"), "--out", str(out), "--tflite"],
+                            capture_output=True, text=True, env=QUIET, preexec_fn=limit, timeout=300)
+    assert result.returncode == 1
+    assert stderr_ends_in_one_error_line(result.stderr) == f"error: cannot write {out}: File too large; nothing was " \
+        "exported"
+    assert not out.exists() and not stage_of(out)
+
+
+@pytest.mark.slow
+def test_a_size_past_a_ulimit_is_refused_before_it_is_allocated(workspace, tmp_path):
+    import resource
+
+    limit = lambda: resource.setrlimit(resource.RLIMIT_AS, (8 * 10**9, 8 * 10**9))  # noqa: E731  (ulimit -v 8000000)
+    result = subprocess.run([sys.executable, "-m", "aigc_keras.cli", "export", "gan", "--model",
+                             str(workspace / "models" / "gan"), "--out", str(tmp_path / "big"), "--batch", "20000"],
+                            capture_output=True, text=True, env=QUIET, preexec_fn=limit, timeout=300)
+    assert result.returncode == 1, result.stderr
+    line = stderr_ends_in_one_error_line(result.stderr)
+    assert line.startswith("error: --batch 20000 needs about") and "(8.0 GB in all)" in line, line
+    assert not (tmp_path / "big").exists() and not stage_of(tmp_path / "big")
+
+
+def test_stop_strings_keep_every_character_and_read_escapes():
+    from aigc_keras.text.cli import Escaped
+
+    convert = Escaped().convert
+    assert [convert(v, None, None) for v in ("é", "《静夜思》", "\\n\\n", "a\\tb\\\\", "\\x41\\u00e9")] == \
+        ["é", "《静夜思》", "\n\n", "a\tb\\", "Aé"]

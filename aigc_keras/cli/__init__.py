@@ -1,19 +1,28 @@
 """The `aigc-keras` command line: train, sample, export and info.
 
-Errors are printed as one line (`error: ...`) with a non-zero exit status, never a traceback
-(set AIGC_KERAS_DEBUG=1 to see one). TensorFlow is imported only by commands that need it.
+Errors are printed as one line (`error: ...`) with a non-zero exit status, never a traceback or an
+exception's own text (set AIGC_KERAS_DEBUG=1 to see one). TensorFlow is imported only by commands
+that need it. Ctrl-C and SIGTERM stop a command the same way, with a line that says how to go on;
+after the last line, nothing more reaches the terminal (LiteRT's C++ logs as it shuts down).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import signal
 import sys
+import threading
 
 import click
 
-from ..errors import AigcError, reason
+from .. import interrupts
+from ..errors import AigcError
 
 __all__ = ["main"]
+
+OUT_OF_MEMORY = ("this machine ran out of memory: use smaller sizes (--batch-size, --num, --batch, the network's "
+                 "widths)")
 
 
 def main(args=None) -> None:
@@ -21,8 +30,14 @@ def main(args=None) -> None:
     a family's command module can use `cli.common` without building the tree first.)"""
     from .app import cli
 
+    atexit.register(_quiet_after_the_last_line)
+    if threading.current_thread() is threading.main_thread():
+        _catch_stop_signals()
     try:
-        code = cli.main(args=args, prog_name="aigc-keras", standalone_mode=False)
+        with cli.make_context("aigc-keras", list(sys.argv[1:] if args is None else args)) as ctx:
+            code = cli.invoke(ctx)
+    except click.exceptions.Exit as e:  # --help, --version
+        code = e.exit_code
     except AigcError as e:
         _fail(str(e), e.exit_code)
     except click.UsageError as e:
@@ -30,20 +45,49 @@ def main(args=None) -> None:
         _fail(e.format_message() + hint, e.exit_code)
     except click.ClickException as e:
         _fail(e.format_message(), e.exit_code)
-    except click.Abort:
+    except (click.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
-    except OSError as e:
-        if os.environ.get("AIGC_KERAS_DEBUG"):
-            raise
-        where = f": {e.filename}" if e.filename else ""
-        _fail(f"{e.strerror or reason(e)}{where}", 1)
     except Exception as e:
         if os.environ.get("AIGC_KERAS_DEBUG"):
             raise
-        _fail(f"unexpected failure: {reason(e)} (set AIGC_KERAS_DEBUG=1 for the traceback)", 1)
+        _fail(_unexpected(e), 1)
     sys.exit(code if isinstance(code, int) else 0)
 
 
+def _catch_stop_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM (`kill`, a job scheduler) stop a command cleanly, as KeyboardInterrupt.
+
+    SIGINT is caught even when this process inherited it ignored (a parent that ignores it, such as a
+    shell's background job or a test runner, passes SIG_IGN on, and Python then leaves it ignored):
+    a stop that the user asks for is never lost.
+    """
+    signal.signal(signal.SIGINT, interrupts.request)
+    signal.signal(signal.SIGTERM, interrupts.request)
+
+
+def _unexpected(error: Exception) -> str:
+    """The one line for an error the tool did not foresee: what kind of failure, never its raw text."""
+    if isinstance(error, MemoryError) or type(error).__name__ == "ResourceExhaustedError":
+        return OUT_OF_MEMORY
+    if isinstance(error, OSError):
+        where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+        return f"{error.strerror or 'a system call failed'}{where}"
+    return "unexpected failure inside aigc-keras (please report it; AIGC_KERAS_DEBUG=1 shows the traceback)"
+
+
 def _fail(message: str, code: int) -> None:
+    sys.stdout.flush()
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def _quiet_after_the_last_line() -> None:
+    """Point stderr at /dev/null as the process ends: LiteRT's accelerators log as they are destroyed."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

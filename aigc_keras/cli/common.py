@@ -10,6 +10,7 @@ import click
 from ..console import import_tensorflow_quietly
 from ..errors import Interrupted
 from ..export import QUANTIZATIONS
+from .options import LABEL, SEED
 
 
 def model_option(family: str):
@@ -99,8 +100,8 @@ def sample_options(command):
     """--num, --seed, --label and --out, shared by the image families' `sample` commands."""
     for option in reversed([
         click.option("--num", default=64, show_default=True, type=click.IntRange(min=1), help="number of images"),
-        click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="noise seed"),
-        click.option("--label", type=click.IntRange(min=0), help="class to draw (conditional models)"),
+        click.option("--seed", default=0, show_default=True, type=SEED, help="noise seed"),
+        click.option("--label", type=LABEL, help="class to draw (conditional models)"),
         click.option("--out", default="samples.png", show_default=True,
                      help=".png for an image grid, .npz for uint8 arrays [N, H, W, C]"),
     ]):
@@ -114,7 +115,7 @@ IMAGE_EVALUATE_OPTIONS = {  # evaluate's options for every image family, by para
     "classifier_dir": click.option(
         "--classifier", "classifier_dir",
         help="images: feature classifier folder [default: the shipped one for mnist, else InceptionV3]"),
-    "subsets": click.option("--subsets", default=10, show_default=True, type=click.IntRange(min=1),
+    "subsets": click.option("--subsets", default=10, show_default=True, type=click.IntRange(1, 1000),
                             help="images: KID subsets"),
     "subset_size": click.option("--subset-size", default=1000, show_default=True, type=click.IntRange(min=2),
                                 help="images: KID subset size (at most half of each set)"),
@@ -157,7 +158,10 @@ def run_export(family: str, model_dir: str, out_dir: str, force: bool, tflite: b
     import_tensorflow_quietly()
     from ..export import export_trained
 
-    meta = export_trained(family, model_dir, out_dir, tflite=tflite, quantize=quantize, force=force, **options)
+    try:
+        meta = export_trained(family, model_dir, out_dir, tflite=tflite, quantize=quantize, force=force, **options)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: nothing was exported ({out_dir} is as it was)") from None
     click.echo(f"exported {out_dir}/saved_model (signatures: {', '.join(meta['signatures'])})")
     if tflite:
         diffs = ", ".join(f"{k} {v:.2g}" for k, v in meta["parity"]["max_abs_diff"].items())

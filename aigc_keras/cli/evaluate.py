@@ -10,7 +10,8 @@ from click.core import ParameterSource
 
 from .. import families, fileio
 from ..console import import_tensorflow_quietly
-from ..errors import AigcError
+from ..errors import AigcError, reason
+from .options import SEED
 
 
 def _family_options() -> dict:
@@ -51,7 +52,14 @@ def _evaluate_command():
             verb = "apply" if len(foreign) > 1 else "applies"
             raise AigcError(f"{flags} {verb} to {takers} models; {model_dir} holds a {family} model")
         import_tensorflow_quietly()
-        report, table = families.get_family(family).evaluate(source, seed, **{p: options[p] for p in mine})
+        try:
+            report, table = families.get_family(family).evaluate(source, seed, **{p: options[p] for p in mine})
+        except (KeyError, TypeError, IndexError) as e:
+            if not source.export:
+                raise
+            what = f"the entry {reason(e)}" if isinstance(e, KeyError) else "entries of the right kind"
+            raise AigcError(f"{source.folder}/metadata.json lacks what evaluate needs ({what}): export the model "
+                            "again") from None
         fileio.write_json(source.folder / "metrics.json", report)
         click.echo(json.dumps(report, indent=2) if as_json else table)
         if not as_json:
@@ -60,7 +68,7 @@ def _evaluate_command():
     for option in reversed(list(OPTIONS.values())):
         evaluate = option(evaluate)
     evaluate = click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")(evaluate)
-    evaluate = click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+    evaluate = click.option("--seed", default=0, show_default=True, type=SEED,
                             help="noise and subset seed")(evaluate)
     evaluate = click.argument("model_dir")(evaluate)
     return click.command("evaluate", epilog="""\b

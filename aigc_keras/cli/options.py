@@ -7,6 +7,8 @@ import typing
 
 import click
 
+from ..limits import MAX_LABEL, MAX_SEED
+
 
 class FiniteFloat(click.FloatRange):
     """A bounded float option that refuses nan and inf (click's FloatRange lets nan through every bound)."""
@@ -23,6 +25,8 @@ class _AnyFiniteFloat(click.ParamType):
 
 
 FINITE = _AnyFiniteFloat()  # an unbounded float option that refuses nan and inf
+SEED = click.IntRange(0, MAX_SEED)  # every --seed: what the seeded generators take
+LABEL = click.IntRange(0, MAX_LABEL)
 
 
 def _finite(number, value, kind, param, ctx):

@@ -16,6 +16,7 @@ the training pipeline: cached, shuffled per epoch, batched by the global batch s
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import zipfile
 from pathlib import Path
 
@@ -40,10 +41,19 @@ class ImageData:
     num_examples: int
     image_shape: tuple[int, int, int]
     class_names: list[str]  # empty when the data has no labels
+    digest: str | None = dataclasses.field(default=None, repr=False)  # see `fingerprint`
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def fingerprint(self) -> str:
+        """A hash of every pixel and label in order: data whose contents changed is told apart even
+        when its name, size and shape did not."""
+        if self.digest is None:
+            images, labels = self.arrays()
+            self.digest = _digest(images, labels)
+        return self.digest
 
     def info(self) -> dict:
         """What a saved model records about its data."""
@@ -52,6 +62,7 @@ class ImageData:
             "num_examples": self.num_examples,
             "image_shape": list(self.image_shape),
             "class_names": self.class_names,
+            "fingerprint": self.fingerprint(),
         }
 
     def steps_per_epoch(self, global_batch_size: int, per_step: int | None = None) -> int:
@@ -109,17 +120,38 @@ def _scale(images, labels):
     return tf.cast(images, tf.float32) / 127.5 - 1.0, labels
 
 
-def load_images(spec: str) -> ImageData:
-    """Resolve a dataset spec into `ImageData`; raise `AigcError` naming the spec on bad input."""
+def load_images(spec: str, fingerprint: str | None = None) -> ImageData:
+    """Resolve a dataset spec into `ImageData`; raise `AigcError` naming the spec on bad input.
+
+    With `fingerprint` (what a trained model recorded), data whose contents are no longer those is
+    refused (see `check_fingerprint`)."""
     kind, _, arg = spec.partition(":")
-    if kind == "mnist" and not arg:
-        return _embedded_mnist(spec)
     loaders = {"tfds": _load_tfds, "idx": _load_idx, "folder": _load_folder, "npz": _load_npz}
-    if kind not in loaders:
+    if kind == "mnist" and not arg:
+        data = _embedded_mnist(spec)
+    elif kind not in loaders:
         raise AigcError(f"unknown dataset spec {spec!r}: use {IMAGE_SPECS}")
-    if not arg:
+    elif not arg:
         raise AigcError(f"dataset spec {spec!r} needs a value after '{kind}:'")
-    return loaders[kind](spec, arg)
+    else:
+        data = loaders[kind](spec, arg)
+    check_fingerprint(data, fingerprint)
+    return data
+
+
+def check_fingerprint(data, fingerprint: str | None) -> None:
+    """Refuse `data` (images or text) in one line when a model recorded another `fingerprint` for it."""
+    if fingerprint and data.fingerprint() != fingerprint:
+        raise AigcError(f"{data.spec} now holds other data than the model was trained on (its contents changed "
+                        "since; a relative path also names other files from another folder): restore that data, "
+                        "or run from the folder the model was trained in")
+
+
+def _digest(images: np.ndarray, labels: np.ndarray) -> str:
+    digest = hashlib.sha256(repr((images.shape, str(images.dtype))).encode())
+    digest.update(np.ascontiguousarray(images).data)
+    digest.update(np.ascontiguousarray(labels, np.int32).data)
+    return digest.hexdigest()[:32]
 
 
 def _embedded_mnist(spec: str) -> ImageData:
@@ -158,7 +190,8 @@ def _from_arrays(spec, images: np.ndarray, labels: np.ndarray | None, class_name
         elif labels.max() >= len(class_names):
             raise AigcError(f"{spec}: label {labels.max()} out of range for {len(class_names)} classes")
     examples = tf.data.Dataset.from_tensor_slices((images, labels))
-    return ImageData(spec, examples, len(images), tuple(images.shape[1:]), list(class_names))
+    return ImageData(spec, examples, len(images), tuple(images.shape[1:]), list(class_names),
+                     _digest(images, labels))
 
 
 def _to_uint8(spec: str, images: np.ndarray) -> np.ndarray:
@@ -224,28 +257,31 @@ def _load_folder(spec: str, arg: str) -> ImageData:
     root = _existing(spec, arg)
     if not root.is_dir():
         raise AigcError(f"{spec}: {root} is not a folder")
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and _image_files(d))
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and _image_files(d))
+    loose = _image_files(root)
+    if class_dirs and loose:
+        raise AigcError(f"{spec}: {root} has {len(loose)} images at its top and class sub-folders "
+                        f"({_folder_names(class_dirs)}): put every image in a class sub-folder, or none in one")
     if class_dirs:
         groups = [(i, _image_files(d)) for i, d in enumerate(class_dirs)]
         class_names = [d.name for d in class_dirs]
+        deeper = [d for d in class_dirs if any(e.is_dir() and _image_files(e) for e in d.iterdir())]
+        if deeper:
+            raise AigcError(f"{spec}: the class folder {deeper[0]} holds folders of images too; a class is one "
+                            "folder of image files")
     else:
-        groups = [(0, _image_files(root))]
+        groups = [(0, loose)]
         class_names = None
     files = [(f, label) for label, fs in groups for f in fs]
     if not files:
         raise AigcError(f"{spec}: no image files ({', '.join(IMAGE_SUFFIXES)}) in {root}")
     images, channels, first = [], None, files[0][0]
     for f, _ in files:
-        try:
-            img = tf.io.decode_image(tf.io.read_file(str(f)), channels=channels or 0,
-                                     expand_animations=False).numpy()
-        except tf.errors.OpError as e:
-            raise AigcError(f"{spec}: cannot decode {f}: {e.message.splitlines()[0]}") from None
+        img = _decode(spec, f, channels or 0)
         if channels is None:
             channels = 3 if img.shape[-1] >= 3 else 1
             if img.shape[-1] != channels:
-                img = tf.io.decode_image(tf.io.read_file(str(f)), channels=channels,
-                                         expand_animations=False).numpy()
+                img = _decode(spec, f, channels)
         if images and img.shape != images[0].shape:
             raise AigcError(
                 f"{spec}: {f} is {img.shape[0]}x{img.shape[1]}, but {first} is "
@@ -254,6 +290,20 @@ def _load_folder(spec: str, arg: str) -> ImageData:
         images.append(img)
     labels = np.array([label for _, label in files], np.int32) if class_names else None
     return _from_arrays(spec, np.stack(images), labels, class_names)
+
+
+def _decode(spec: str, path: Path, channels: int) -> np.ndarray:
+    try:
+        return tf.io.decode_image(tf.io.read_file(str(path)), channels=channels, expand_animations=False).numpy()
+    except tf.errors.OpError:  # its text is TensorFlow's op internals
+        size = path.stat().st_size if path.exists() else 0
+        what = "it is empty" if size == 0 else f"it is not a {path.suffix.lower()} image, or it is damaged"
+        raise AigcError(f"{spec}: cannot decode {path}: {what}") from None
+
+
+def _folder_names(folders: list[Path]) -> str:
+    names = ", ".join(f"{d.name}/" for d in folders[:3])
+    return names + (f" and {len(folders) - 3} more" if len(folders) > 3 else "")
 
 
 def _image_files(folder: Path) -> list[Path]:

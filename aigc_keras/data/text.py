@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ import tensorflow as tf
 
 from ..config import TEXT_SPECS
 from ..errors import AigcError
+from ..fileio import entry_kind
 from .pipeline import shuffled_epochs, single_threaded
 from .tfds_source import load_tfds
 
@@ -36,8 +39,12 @@ class TextData:
         cut = len(self.text) - int(round(len(self.text) * validation_fraction))
         return self.text[:cut], self.text[cut:]
 
+    def fingerprint(self) -> str:
+        """A hash of the whole corpus (see `images.ImageData.fingerprint`)."""
+        return hashlib.sha256(self.text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
     def info(self) -> dict:
-        return {"spec": self.spec, "num_characters": len(self.text)}
+        return {"spec": self.spec, "num_characters": len(self.text), "fingerprint": self.fingerprint()}
 
 
 @dataclasses.dataclass
@@ -79,8 +86,17 @@ class TokenWindows:
         return tf.data.Dataset.from_tensor_slices(self.windows).batch(batch_size).prefetch(2)
 
 
-def load_text(spec: str) -> TextData:
-    """Resolve a text spec into `TextData`; raise `AigcError` naming the spec on bad input."""
+def load_text(spec: str, fingerprint: str | None = None) -> TextData:
+    """Resolve a text spec into `TextData`; raise `AigcError` naming the spec on bad input (and, with
+    `fingerprint`, when its contents are not what a model recorded: `images.check_fingerprint`)."""
+    from .images import check_fingerprint
+
+    data = _load_text(spec)
+    check_fingerprint(data, fingerprint)
+    return data
+
+
+def _load_text(spec: str) -> TextData:
     kind, _, arg = spec.partition(":")
     if kind == "shakespeare" and not arg:
         return TextData(spec, _embedded_shakespeare())
@@ -107,8 +123,10 @@ def _embedded_shakespeare() -> str:
 
 
 def _load_files(spec: str, arg: str) -> str:
+    """The files of `arg`: one path (even one with a comma in its name), or paths separated by commas."""
     files = []
-    for name in arg.split(","):
+    names = [arg] if os.path.lexists(arg) else arg.split(",")
+    for name in names:
         path = Path(name)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
@@ -117,6 +135,8 @@ def _load_files(spec: str, arg: str) -> str:
             files += found
         elif path.is_file():
             files.append(path)
+        elif os.path.lexists(path):
+            raise AigcError(f"{spec}: {path} is {entry_kind(path)}, not a text file or a folder")
         else:
             raise AigcError(f"{spec}: {path} does not exist")
     texts = []

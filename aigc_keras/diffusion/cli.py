@@ -3,6 +3,7 @@ command runs)."""
 
 from __future__ import annotations
 
+import math
 import sys
 
 import click
@@ -18,9 +19,10 @@ from ..cli.common import (
     train_command,
     write_images,
 )
-from ..cli.options import FINITE, FiniteFloat
+from ..cli.options import FiniteFloat
 from ..errors import AigcError
 from ..imaging import check_output_name
+from ..inputs import CHUNK
 from .config import EXPORT_SAMPLERS, SAMPLERS, DiffusionConfig
 
 GIF_FRAMES = 60
@@ -35,8 +37,9 @@ SAMPLER_OPTIONS = {
                                "euler, 12 for heun]"),
     "eta": click.option("--eta", type=FiniteFloat(0.0, 1.0), help="diffusion: DDIM noise: 0 deterministic (the "
                                                                    "default), 1 DDPM's variance"),
-    "guidance": click.option("--guidance", type=FINITE,
-                             help="diffusion: classifier-free guidance weight w (conditional models; 1 = none)"),
+    "guidance": click.option("--guidance", type=FiniteFloat(0.0, 100.0),
+                             help="diffusion: classifier-free guidance weight w (conditional models; 0 = "
+                                  "unconditional, 1 = none)"),
 }
 EVALUATE_OPTIONS = {**IMAGE_EVALUATE_OPTIONS, **SAMPLER_OPTIONS}
 
@@ -69,13 +72,15 @@ def commands(name: str = "diffusion") -> dict:
             check_output_name(gif, "--gif", (".gif",))
         if eta and sampler not in (None, "ddim"):
             raise AigcError("--eta applies to --sampler ddim only")
+        if gif is not None and num > CHUNK:
+            raise AigcError(f"--gif animates one grid of at most {CHUNK} images: lower --num")
         family, model = load_for_sampling(model_dir, "diffusion")
         from ..imaging import grid, save_gif, to_uint8
         from .family import checked_sampler
         from .pipeline import evaluations
 
         chosen, sampler, steps = checked_sampler(model, sampler, steps, eta or 0.0, guidance)
-        rows = evaluations(chosen, steps)
+        rows = evaluations(chosen, steps) * math.ceil(num / CHUNK)  # network calls, over every chunk
         columns = model.num_classes if model.num_classes and label is None else None
         frames, bar = [], None
         keep = {round(i * (rows - 1) / (GIF_FRAMES - 1)) for i in range(GIF_FRAMES)} if gif else set()

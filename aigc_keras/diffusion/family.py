@@ -8,7 +8,8 @@ import tensorflow as tf
 from ..errors import AigcError
 from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid, to_uint8
-from ..inputs import noise_and_labels
+from ..inputs import in_chunks, noise_and_labels
+from ..limits import check_fits
 from ..training.family import ImageFamily, data_epochs, load_image_data
 from .config import (
     DEFAULT_STEPS,
@@ -24,6 +25,7 @@ from .samplers import DDIMSampler, EulerSampler, make_sampler
 from .unet import UNet, check_image_size
 
 PREVIEW_STEPS = 25
+STEP_BYTES = 64  # the time grid's tables per sampler step (several float64 and float32 copies)
 
 
 def checked_sampler(model: DiffusionModel, name: str | None, steps: int | None, eta: float = 0.0,
@@ -39,6 +41,7 @@ def checked_sampler(model: DiffusionModel, name: str | None, steps: int | None, 
         steps = steps or model.schedule.timesteps
     elif not steps:
         steps = DEFAULT_STEPS[name] if model.objective == "flow" else min(DEFAULT_STEPS[name], model.schedule.timesteps)
+    check_fits("--steps", steps, STEP_BYTES, "for the sampler's time grid")
     try:
         sampler = make_sampler(name, model.schedule, eta)
         sampler.timesteps(steps)
@@ -90,15 +93,19 @@ class DiffusionFamily(ImageFamily):
         num_classes = model.num_classes
         chosen, name, steps = checked_sampler(model, sampler, steps, eta, guidance)
         noise, labels = noise_and_labels(num, model.image_shape, seed, num_classes, label)
-        labels_t = None if labels is None else tf.constant(labels)
         guidance_t = None if guidance is None else tf.constant(guidance, tf.float32)
-        if on_step is None:
-            generate = compiled_generate(model, (name, steps, eta), chosen, steps)
-            x = generate(tf.constant(noise), labels_t, guidance_t, tf.constant(seed, tf.int64))
-        else:
-            x = generate_steps(model, chosen, steps, noise, labels_t, guidance_t, seed, on_step)
+        generate = compiled_generate(model, (name, steps, eta), chosen, steps)
+
+        def draw(noise, labels, k):  # chunk k's step noise (stochastic samplers) comes from seed + k
+            labels_t = None if labels is None else tf.constant(labels)
+            if on_step is None:
+                x = generate(tf.constant(noise), labels_t, guidance_t, tf.constant(seed + k, tf.int64))
+            else:
+                x = generate_steps(model, chosen, steps, noise, labels_t, guidance_t, seed + k, on_step)
+            return to_uint8(x)
+
         columns = num_classes if num_classes and label is None else None
-        return to_uint8(x), labels, columns
+        return in_chunks(draw, noise, labels), labels, columns
 
     def evaluation_options(self, subject, source, sampler=None, steps=None, eta=None, guidance=None) -> dict:
         if source.export:

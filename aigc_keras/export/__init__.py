@@ -7,6 +7,30 @@ from pathlib import Path
 from ..errors import AigcError
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+RUNTIME_COPIES = 8  # activations held at once per exported example: TF, the reloaded SavedModel, two LiteRT APIs,
+# each with its own arena, and classifier-free guidance's doubled batch
+
+
+def metadata_problem(metadata, runnable: bool = True) -> str | None:
+    """Why `metadata` (a parsed metadata.json) is not an export's that an app can run (`runnable`: with
+    its model.tflite), or None."""
+    if not isinstance(metadata, dict):
+        return "its metadata.json is not an export's metadata"
+    from .. import families
+
+    family = metadata.get("family")
+    if not isinstance(family, str) or family not in (*families.NAMES, *families.ALIASES):
+        return "its metadata.json names no model family"
+    if not isinstance(metadata.get("files"), dict) or (runnable and "tflite" not in metadata["files"]):
+        return "it has no model.tflite: export it with --tflite"
+    signatures = metadata.get("signatures")
+    tensors_ok = isinstance(signatures, dict) and signatures and all(
+        isinstance(spec, dict) and all(isinstance(spec.get(side), dict) and all(
+            isinstance(t, dict) and isinstance(t.get("dtype"), str) and isinstance(t.get("shape"), list)
+            and all(isinstance(d, int) for d in t["shape"]) for t in spec[side].values())
+            for side in ("inputs", "outputs"))
+        for spec in signatures.values())
+    return None if tensors_ok else "its metadata.json does not describe its signatures"
 
 
 def check_options(tflite: bool, quantize: str) -> None:
@@ -24,7 +48,9 @@ def export_trained(family_name: str, model_dir: str | Path, out_dir: str | Path,
     """
     from ..families import canonical, get_family
     from ..folders import EXPORT, check_folder
+    from ..limits import check_fits
     from ..model_dir import ModelDir
+    from ..networks import activation_bytes
     from .litert import export_bundle
 
     check_options(tflite, quantize)
@@ -35,9 +61,12 @@ def export_trained(family_name: str, model_dir: str | Path, out_dir: str | Path,
         raise AigcError(f"--quantize int8 is not available for {family_name} models: {family.int8_refusal}")
     md = ModelDir(model_dir)
     model = md.load_model(family_name)
+    if "batch" in options:
+        check_fits("--batch", options["batch"], RUNTIME_COPIES * activation_bytes(model), "of activations")
     run = md.run()
     tracked, endpoints, metadata = family.export_spec(model, run, **options)
-    metadata = {"family": family_name, "source": str(md.path), **metadata}
+    metadata = {"family": family_name, "source": str(md.path), "data_fingerprint": run["data"].get("fingerprint"),
+                **metadata}
     calibration = None
     if quantize == "int8":
         pairs = family.calibration(model, md.config(family_name), endpoints)

@@ -72,7 +72,10 @@ def export_bundle(model: keras.Model, endpoints: list[Endpoint], out_dir: str | 
     check_folder(out_dir, EXPORT, force)
     with staged_folder(out_dir, EXPORT) as stage:
         saved = stage / "saved_model"
-        reference = _write_saved_model(model, endpoints, saved)
+        try:
+            reference = _write_saved_model(model, endpoints, saved)
+        except tf.errors.OpError as e:  # TensorFlow's own file writes (a full disk, a size limit)
+            raise _write_failure(e, out_dir) from None
         meta = {
             **metadata,
             "signatures": {ep.name: ep.spec() for ep in endpoints},
@@ -125,6 +128,20 @@ def _write_saved_model(model, endpoints, path: Path) -> dict:
                                     "nothing was exported")
             reference[ep.name].append(live)
     return reference
+
+
+WRITE_FAILURES = ("No space left on device", "File too large", "Disk quota exceeded", "Read-only file system",
+                  "Permission denied")
+
+
+def _write_failure(error, out_dir) -> AigcError:
+    """One line for a TensorFlow error while writing the export: the export folder and why, never the
+    staging path or the op that failed."""
+    text = str(getattr(error, "message", error))
+    why = next((reason for reason in WRITE_FAILURES if reason in text), None)
+    if why is None:
+        return AigcError(f"the SavedModel could not be written to {out_dir}; nothing was exported")
+    return AigcError(f"cannot write {out_dir}: {why}; nothing was exported")
 
 
 def convert_to_litert(saved_model: Path, signature_keys: list[str], quantize: str = "none",

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid, to_uint8
-from ..inputs import noise_and_labels
+from ..inputs import in_chunks, noise_and_labels
 from ..training.family import ImageFamily, data_epochs, load_image_data
 from .config import GANConfig
 from .model import GAN
@@ -54,8 +54,10 @@ class GANFamily(ImageFamily):
     def sample(self, model: GAN, num: int, seed: int, label: int | None = None):
         """(uint8 images [N, H, W, C], labels or None, grid columns) from a trained GAN."""
         num_classes = model.generator.num_classes
-        z, labels = noise_and_labels(num, [model.generator.latent_dim], seed, num_classes, label)
-        images = to_uint8(model.generate(tf.constant(z), None if labels is None else tf.constant(labels)))
+        z, labels = noise_and_labels(num, [model.generator.latent_dim], seed, num_classes, label,
+                                     model.generator.image_shape)
+        images = in_chunks(lambda z, y, _: to_uint8(model.generate(tf.constant(z), None if y is None else
+                                                                   tf.constant(y))), z, labels)
         columns = num_classes if num_classes and label is None else None
         return images, labels, columns
 

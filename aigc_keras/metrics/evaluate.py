@@ -27,6 +27,8 @@ class Source:
     describe: dict  # how the report names what it measured
     load: Callable[[], Any]
     metadata: dict | None = None  # an export's metadata.json
+    fingerprint: str | None = None  # of the training data, as recorded (`data.check_fingerprint`)
+    image_shape: list | None = None  # of an image model's images
 
     @property
     def export(self) -> bool:
@@ -46,15 +48,22 @@ def _model_source(path: Path) -> Source:
 
     md = ModelDir(path)
     run = md.run()
+    if not isinstance(run["data"].get("spec"), str):
+        raise AigcError(f"{md.config_file} is corrupt: it names no training data")
     return Source(run["family"], run["data"]["spec"], run["config"], md.path, {"model_dir": str(md.path)},
-                  lambda: md.load_model(run["family"]))
+                  lambda: md.load_model(run["family"]), fingerprint=run["data"].get("fingerprint"),
+                  image_shape=run["data"].get("image_shape"))
 
 
 def _export_source(folder: Path) -> Source:
+    from ..export import metadata_problem
+
     try:
         metadata = fileio.read_json(folder / "metadata.json")
         family, config = metadata["family"], metadata["config"]
-    except (OSError, ValueError, KeyError, TypeError):
+        if metadata_problem(metadata, runnable=False) or not isinstance(config.get("data"), str):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise AigcError(f"{folder}/metadata.json is missing or corrupt: export the model again") from None
     tflite = folder / metadata.get("files", {}).get("tflite", "model.tflite")
     if not tflite.is_file():
@@ -70,7 +79,8 @@ def _export_source(folder: Path) -> Source:
 
     describe = {"export_dir": str(folder), "tflite": str(tflite), "quantize": metadata.get("quantize"),
                 "runtime": "LiteRT CompiledModel"}
-    return Source(family, config["data"], config, folder, describe, load, metadata)
+    return Source(family, config["data"], config, folder, describe, load, metadata, metadata.get("data_fingerprint"),
+                  metadata.get("image_shape"))
 
 
 def generate(sample, num: int, seed: int) -> np.ndarray:

@@ -14,9 +14,40 @@ from ..cli.common import (
     model_option,
     train_command,
 )
-from ..cli.options import FiniteFloat
+from ..cli.options import SEED, FiniteFloat
 from ..folders import check_output_file
 from .config import TextConfig
+
+ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+
+
+class Escaped(click.ParamType):
+    """Text with backslash escapes (\\n, \\t, \\r, \\\\, \\xHH, \\uHHHH); every other character, Chinese
+    or accented ones included, stands for itself."""
+
+    name = "text"
+
+    def convert(self, value, param, ctx):
+        out, i = [], 0
+        while i < len(value):
+            if value[i] != "\\":
+                out.append(value[i])
+                i += 1
+                continue
+            code = value[i + 1:i + 2]
+            digits = {"x": 2, "u": 4}.get(code, 0)
+            hex_part = value[i + 2:i + 2 + digits]
+            if code in ESCAPES:
+                out.append(ESCAPES[code])
+            elif digits and len(hex_part) == digits and all(c in "0123456789abcdefABCDEF" for c in hex_part) \
+                    and not 0xD800 <= int(hex_part, 16) <= 0xDFFF:  # a lone surrogate is no character
+                out.append(chr(int(hex_part, 16)))
+            else:
+                self.fail(f"'{value}' has the escape '\\{code}' that is not one of \\n, \\t, \\r, \\\\, \\xHH "
+                          "or \\uHHHH", param, ctx)
+            i += 2 + digits
+        return "".join(out)
+
 
 EVALUATE_OPTIONS = {
     "data_spec": click.option("--data", "data_spec",
@@ -44,8 +75,9 @@ def commands(name: str = "text") -> dict:
                   help="keep the k most likely tokens (0: off)")
     @click.option("--top-p", default=1.0, show_default=True, type=FiniteFloat(0.0, 1.0, min_open=True),
                   help="keep the smallest set of tokens whose probability reaches p (1: off)")
-    @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="sampling seed")
-    @click.option("--stop", help="stop once the generated text contains this string (\\n for a newline)")
+    @click.option("--seed", default=0, show_default=True, type=SEED, help="sampling seed")
+    @click.option("--stop", type=Escaped(),
+                  help="stop once the generated text contains this string (\\n for a newline, \\t, \\\\)")
     @click.option("--out", help="also write the prompt and the generated text to this file")
     def sample(model_dir, prompt, length, temperature, top_k, top_p, seed, stop, out):
         """Generate text from a trained language model, streamed to the terminal as it is generated."""
@@ -54,7 +86,6 @@ def commands(name: str = "text") -> dict:
         family, model = load_for_sampling(model_dir, "text")
         from .. import fileio
 
-        stop = stop.encode().decode("unicode_escape") if stop else None
         click.echo(prompt, nl=False)
 
         def show(piece):

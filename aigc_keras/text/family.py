@@ -10,6 +10,7 @@ import tensorflow as tf
 from ..data.text import TokenWindows, load_text
 from ..errors import AigcError
 from ..export.litert import Endpoint
+from ..limits import check_fits
 from ..training.family import Family, data_epochs
 from .config import TextConfig
 from .models import LSTMLanguageModel, TransformerLanguageModel
@@ -20,6 +21,8 @@ PREVIEW_PROMPT = "\n"
 PREVIEW_LENGTH = 300
 EXPORT_LENGTH = 256  # ids per `generate` call of an export
 EXPORT_PROMPT_LENGTH = 64  # prompt ids `generate` takes
+TOKEN_BYTES = 128  # what sampling keeps per token: its id, its uniform number, its text
+EXPORT_TOKEN_BYTES = 1024  # the export's loop carries [prompt + new] id tensors and checks them per token
 QUALITY_CHARACTERS = 20_000  # validation text scored when an export is checked for what quantization cost
 
 
@@ -90,6 +93,7 @@ class TextFamily(Family):
         the last `max_positions` prompt ids, and starts again from the last half of its text whenever
         its context is full. Stops early after `stop` appears in the generated text.
         """
+        check_fits("--length", length, TOKEN_BYTES)
         tokenizer = tokenizer_from_config(model.tokenizer)
         history = [int(i) for i in tokenizer.encode(prompt or PREVIEW_PROMPT)]
         uniform = np.random.default_rng(seed).random(length).astype(np.float32)
@@ -121,6 +125,8 @@ class TextFamily(Family):
     def export_spec(self, model, run: dict, length: int = EXPORT_LENGTH, prompt_length: int = EXPORT_PROMPT_LENGTH):
         """`step` (one token and the state) and `generate` (the whole loop: a prompt of at most
         `prompt_length` ids, `length` new ids), every tensor of a fixed size."""
+        check_fits("--length", length, EXPORT_TOKEN_BYTES)
+        check_fits("--prompt-length", prompt_length, EXPORT_TOKEN_BYTES)
         tokenizer = tokenizer_from_config(model.tokenizer)
         state_spec = [(name, [1 if d is None else d for d in shape], dtype)
                       for name, shape, dtype in model.state_spec()]
@@ -195,7 +201,7 @@ class TextFamily(Family):
             text, data = load_text(data_spec).text, data_spec
         else:
             split = source.config["validation_split"]
-            text, data = load_text(source.data).split(split)[1], f"{source.data} (last {split:.0%})"
+            text, data = load_text(source.data, source.fingerprint).split(split)[1], f"{source.data} (last {split:.0%})"
         subject = source.load()
         metrics = self.litert_metrics(subject, source.metadata, text) if source.export else \
             text_metrics(subject, text)
@@ -225,7 +231,8 @@ class TextFamily(Family):
         from ..data.text import load_text
         from ..metrics.text import text_metrics
 
-        text = load_text(run["data"]["spec"]).split(run["config"]["validation_split"])[1][:chars]
+        data = load_text(run["data"]["spec"], run["data"].get("fingerprint"))
+        text = data.split(run["config"]["validation_split"])[1][:chars]
         keras_bpc = text_metrics(model, text)["bits_per_character"]
         litert_bpc = self.litert_metrics(runner, metadata, text)["bits_per_character"]
         return {"metric": f"bits per character on {len(text)} validation characters", "keras": keras_bpc,

@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .. import fileio
-from ..errors import AigcError, reason
+from .. import fileio, interrupts
+from ..errors import AigcError
 from ..imaging import encode_png
 
 _CHECKPOINT = re.compile(r"^epoch-(\d+)\.weights\.h5$")
@@ -48,7 +48,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         directory = Path(directory)
         if not directory.is_dir():
             return []
-        found = [(p, int(m.group(1))) for p in directory.iterdir() if (m := _CHECKPOINT.match(p.name))]
+        found = [(p, int(m.group(1))) for p in directory.iterdir()
+                 if (m := _CHECKPOINT.match(p.name)) and fileio.entry_kind(p) == "file"]  # never a link
         return sorted(found, key=lambda item: item[1])
 
     @classmethod
@@ -60,16 +61,26 @@ class EpochCheckpoint(keras.callbacks.Callback):
         path, epochs = saved[-1]
         try:
             model.load_weights(path)
-        except Exception as e:
-            raise AigcError(
-                f"checkpoint {path} cannot be restored into this model ({reason(e)}); it was kept: train "
-                "into another --model-dir, or pass --overwrite to discard that run"
-            ) from None
+        except Exception:  # its text names Keras internals (variables, optimizer objects), not options
+            import h5py
+
+            why = "it does not fit the model that config.json describes" if h5py.is_hdf5(path) else \
+                "it is damaged (not a whole HDF5 file)"
+            raise AigcError(f"checkpoint {path} cannot be restored: {why}; it was kept: train into another "
+                            "--model-dir, or pass --overwrite to discard that run") from None
         return epochs
 
 
 class Diverged(AigcError):
     """Training produced a non-finite (or exploding) loss or weights."""
+
+
+class StopWhenAsked(keras.callbacks.Callback):
+    """End `fit` after the step in which a stop was asked for, even if TensorFlow dropped the
+    KeyboardInterrupt (see `interrupts`)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        interrupts.check()
 
 
 class DivergenceGuard(keras.callbacks.Callback):

@@ -7,8 +7,10 @@ import math
 import numpy as np
 
 from ..errors import AigcError
+from ..limits import check_fits
 
 QUALITY_SAMPLES = 500  # samples per FID when an export is checked for what quantization cost
+FEATURE_BYTES = 3 * 2048 * 8  # per sample of `evaluate`: float64 features of the samples and both real sets
 
 
 def data_epochs(config, data, global_batch_size: int, start_epoch: int, per_step: int | None = None):
@@ -166,6 +168,8 @@ class ImageFamily(Family):
         from ..metrics.features import feature_net
 
         start, num = time.time(), num or 1000
+        check_fits("--num", num, FEATURE_BYTES + 3 * math.prod(source.image_shape or [1]), "of samples and real images")
+        data = load_images(source.data, source.fingerprint)
         net = feature_net(source.data, classifier_dir)
         subject = source.load()
         options = self.evaluation_options(subject, source, **options)
@@ -175,7 +179,7 @@ class ImageFamily(Family):
         else:
             def sample(n, s):
                 return self.sample(subject, n, s, **options)[0]
-        real, floor = real_sets(load_images(source.data), num, seed)
+        real, floor = real_sets(data, num, seed)
         result = evaluate_images(generate(sample, num, seed), real, floor, net, subsets, subset_size,
                                  precision_recall, seed)
         report = {**source.describe, "family": self.name, "data": source.data,
@@ -217,7 +221,7 @@ class ImageFamily(Family):
 
         spec = run["data"]["spec"]
         net = feature_net(spec)
-        real, _ = real_sets(load_images(spec), num, seed=0)
+        real, _ = real_sets(load_images(spec, run["data"].get("fingerprint")), num, seed=0)
         real_features, _ = net(real)
         options = self.quality_options(model, metadata)
         keras_images = generate(lambda n, s: self.sample(model, n, s, **options)[0], num, 0)

@@ -19,7 +19,7 @@ from ..errors import AigcError
 from ..families import canonical, get_family
 from ..model_dir import ModelDir
 from ..precision import dtype_policy, float32_model
-from .callbacks import DivergenceGuard, EpochCheckpoint, HistoryLog, TensorBoardMonitor
+from .callbacks import DivergenceGuard, EpochCheckpoint, HistoryLog, StopWhenAsked, TensorBoardMonitor
 from .distributed import packed_fit_data
 from .strategy import (
     check_global_batch,
@@ -37,84 +37,93 @@ def train(config, model_dir: str | Path, overwrite: bool = False, force: bool = 
     Running the same call again resumes after the last finished epoch with every optimizer's
     state; with a larger `config.epochs` it trains on. `overwrite` starts from scratch, removing
     only what training wrote there. `model_dir` is written as `folders` says: a folder holding files
-    the tool did not write is refused unless `force`.
+    the tool did not write is refused unless `force`, and a folder another run is training into
+    right now is refused.
 
     A non-finite (or exploding) loss or weights stop training with `Diverged`: the last good
     checkpoint stays, and no model.keras is written.
 
     Under multi-worker training every worker runs this with the same `model_dir` (a shared
-    file system): all of them resume from its checkpoints, only the chief writes there, and the
-    other workers write to a temporary folder of their own that is removed at the end.
+    file system): all of them resume from its checkpoints, only the chief writes there (and holds
+    its lock), and the other workers write to a temporary folder of their own that is removed at the end.
     """
-    family = get_family(config.family)
     shared = ModelDir(model_dir)
     strategy = resolve_strategy(config.strategy)
-    chief = is_chief(strategy)
-    fresh = overwrite and not chief  # a worker that ignores the shared state the chief is clearing
-    if chief:
-        folders.check_folder(shared.path, folders.MODEL, force, clearing=overwrite)
+    check_global_batch(strategy, config.batch_size)
+    if not is_chief(strategy):
+        with _scratch_dir(strategy) as md:
+            return _train(config, shared, md, strategy, fresh=overwrite, callbacks=callbacks, verbose=verbose,
+                          log=log)
+    folders.check_folder(shared.path, folders.MODEL, force, clearing=overwrite)
+    with folders.locked(shared.path, folders.MODEL):
+        folders.check_folder(shared.path, folders.MODEL, force, clearing=overwrite)  # as it is now we hold it
         if overwrite:
             shared.clear()
-    check_global_batch(strategy, config.batch_size)
-    with _own_dir(shared, strategy) as md:
-        keras.utils.set_random_seed(config.seed)
-        data = family.load_data(config)  # first: it settles options that follow the data
-        data_info = family.data_info(config, data)
-        if not fresh:
-            _check_resumable(shared, config)
-            _check_same_data(shared, config, data_info)
-        with strategy.scope(), dtype_policy(config.precision):
-            model = family.build(config, data_info)
-        done = 0 if fresh else _restore(model, shared)
-        dataset, steps = family.dataset(config, data, config.batch_size, start_epoch=done)
-        validation = family.validation_data(config, data)
-        history = [entry for entry in shared.history() if entry["epoch"] <= done]
-        folders.claim(md.path, folders.MODEL)
-        fileio.write_json(md.config_file, {
-            "family": family.name,
-            "config": config.to_dict(),
-            "data": data_info,
-            "versions": {"aigc_keras": __version__, "tensorflow": tf.__version__, "keras": keras.__version__},
-        })
-        if done >= config.epochs:
-            if not md.model_is_whole():
-                fileio.save_keras(model, md.model)
-                log(f"wrote {md.model} from the checkpoint of epoch {done}")
-            log(f"{shared.path} is already trained for {done} epochs: pass a larger --epochs to train on, "
-                "or --overwrite to start again")
-            return model
-        if done:
-            log(f"resuming {shared.path} after epoch {done} of {config.epochs}")
-        if chief:
-            log(f"TensorBoard: tensorboard --logdir {md.logs}")
-        trainee = model
-        if is_multi_worker(strategy):
-            with strategy.scope():
-                trainee, dataset, validation = packed_fit_data(model, dataset, validation)
-        monitor = TensorBoardMonitor(md.logs, md.samples, config.hparams(),
-                                     lambda: family.preview(float32_model(model), config, data_info))
-        trainee.fit(
-            dataset,
-            epochs=config.epochs,
-            initial_epoch=done,
-            steps_per_epoch=steps,
-            validation_data=validation,
-            # The divergence guard first (a diverged epoch is never saved), then at once the checkpoint,
-            # so that an interruption in the slower work after it (the family's measurements, which add
-            # metrics to the logs, and the preview) costs no finished epoch; history.json then lists only
-            # checkpointed epochs.
-            callbacks=[DivergenceGuard(done, _divergence_cause(config)), EpochCheckpoint(md.checkpoints, model),
-                       *family.callbacks(model, config, data), HistoryLog(md.history_file, history), monitor,
-                       *callbacks],
-            verbose=verbose,
-            shuffle=False,
-        )
-        fileio.save_keras(model, md.model)
-        if chief:
-            log(f"saved {md.model}")
-        if is_multi_worker(strategy):
-            log(f"worker {worker_index(strategy)}: weights fingerprint {weights_fingerprint(model)}")
+        return _train(config, shared, shared, strategy, fresh=False, callbacks=callbacks, verbose=verbose, log=log)
+
+
+def _train(config, shared: ModelDir, md: ModelDir, strategy, fresh: bool, callbacks, verbose, log) -> keras.Model:
+    """The run itself: `md` is the folder this process writes (`shared`, or a worker's scratch folder);
+    `fresh` ignores the shared state (a worker while the chief clears it)."""
+    family = get_family(config.family)
+    keras.utils.set_random_seed(config.seed)
+    data = family.load_data(config)  # first: it settles options that follow the data
+    data_info = family.data_info(config, data)
+    if not fresh:
+        _check_resumable(shared, config)
+        _check_same_data(shared, config, data_info)
+    with strategy.scope(), dtype_policy(config.precision):
+        model = family.build(config, data_info)
+    done = 0 if fresh else _restore(model, shared)
+    dataset, steps = family.dataset(config, data, config.batch_size, start_epoch=done)
+    validation = family.validation_data(config, data)
+    history = [entry for entry in shared.history() if entry["epoch"] <= done]
+    folders.claim(md.path, folders.MODEL)
+    fileio.write_json(md.config_file, {
+        "family": family.name,
+        "config": config.to_dict(),
+        "data": data_info,
+        "versions": {"aigc_keras": __version__, "tensorflow": tf.__version__, "keras": keras.__version__},
+    })
+    if done >= config.epochs:
+        if not md.model_is_whole():
+            fileio.save_keras(model, md.model)
+            log(f"wrote {md.model} from the checkpoint of epoch {done}")
+        log(f"{shared.path} is already trained for {done} epochs: pass a larger --epochs to train on, "
+            "or --overwrite to start again")
         return model
+    if done:
+        log(f"resuming {shared.path} after epoch {done} of {config.epochs}")
+    if md is shared:
+        log(f"TensorBoard: tensorboard --logdir {md.logs}")
+    trainee = model
+    if is_multi_worker(strategy):
+        with strategy.scope():
+            trainee, dataset, validation = packed_fit_data(model, dataset, validation)
+    monitor = TensorBoardMonitor(md.logs, md.samples, config.hparams(),
+                                 lambda: family.preview(float32_model(model), config, data_info))
+    trainee.fit(
+        dataset,
+        epochs=config.epochs,
+        initial_epoch=done,
+        steps_per_epoch=steps,
+        validation_data=validation,
+        # The divergence guard first (a diverged epoch is never saved), then at once the checkpoint,
+        # so that an interruption in the slower work after it (the family's measurements, which add
+        # metrics to the logs, and the preview) costs no finished epoch; history.json then lists only
+        # checkpointed epochs.
+        callbacks=[StopWhenAsked(), DivergenceGuard(done, _divergence_cause(config)),
+                   EpochCheckpoint(md.checkpoints, model), *family.callbacks(model, config, data),
+                   HistoryLog(md.history_file, history), monitor, *callbacks],
+        verbose=verbose,
+        shuffle=False,
+    )
+    fileio.save_keras(model, md.model)
+    if md is shared:
+        log(f"saved {md.model}")
+    if is_multi_worker(strategy):
+        log(f"worker {worker_index(strategy)}: weights fingerprint {weights_fingerprint(model)}")
+    return model
 
 
 def _restore(model: keras.Model, md: ModelDir) -> int:
@@ -150,11 +159,8 @@ def weights_fingerprint(model: keras.Model) -> str:
 
 
 @contextlib.contextmanager
-def _own_dir(shared: ModelDir, strategy):
-    """The folder this process writes: `shared` for the chief, else a temporary one (removed after)."""
-    if is_chief(strategy):
-        yield shared
-        return
+def _scratch_dir(strategy):
+    """A temporary folder for a worker that is not the chief to write (removed after)."""
     scratch = Path(tempfile.mkdtemp(prefix=f"aigc-keras-worker{worker_index(strategy)}-"))
     try:
         yield ModelDir(scratch)
@@ -189,15 +195,19 @@ def _check_same_data(md: ModelDir, config, data_info: dict) -> None:
     if not EpochCheckpoint.saved(md.checkpoints):
         return
     then, now = md.run().get("data"), json.loads(json.dumps(data_info))
-    if then == now:
-        return
     then = then if isinstance(then, dict) else {}
+    if "fingerprint" not in then:  # a run from before data fingerprints: compare what it recorded
+        now.pop("fingerprint", None)
     changed = [k for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k)]
+    if not changed:
+        return
 
     def show(value):
         text = "x".join(map(str, value)) if isinstance(value, list) and len(value) <= 4 else repr(value)
         return text if len(text) <= 40 else "..."
 
-    detail = "; ".join(f"{k}: {show(then.get(k))} then, {show(now.get(k))} now" for k in changed[:2])
+    sizes = [k for k in changed if k != "fingerprint"]
+    detail = "; ".join(f"{k}: {show(then.get(k))} then, {show(now.get(k))} now" for k in sizes[:2]) or \
+        "the same size and shape, but other contents"
     raise AigcError(f"--data {config.data} no longer matches the run in {md.path} ({detail}); its checkpoints are "
                     "kept: restore that data to resume, or train into another --model-dir")

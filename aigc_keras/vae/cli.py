@@ -45,8 +45,7 @@ def commands(name: str = "vae") -> dict:
         from ..imaging import encode_png, save_images
         from ..model_dir import ModelDir
 
-        picture = family.interpolate(model, family.load_data(ModelDir(model_dir).config("vae")), interpolate,
-                                     steps, seed)
+        picture = family.interpolate(model, ModelDir(model_dir).training_data("vae"), interpolate, steps, seed)
         if out.lower().endswith(".png"):
             from .. import fileio
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import tensorflow as tf
 
 from ..errors import AigcError
 from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid, to_uint8
-from ..inputs import noise_and_labels
+from ..inputs import in_chunks, noise_and_labels
+from ..limits import check_fits
 from ..training.family import ImageFamily, data_epochs, load_image_data
 from .config import VAEConfig
 from .model import VAE
@@ -41,13 +44,16 @@ class VAEFamily(ImageFamily):
         """(uint8 images [N, H, W, C], None, None): z ~ N(0, I) from NumPy's generator, decoded."""
         if label is not None:
             raise AigcError("--label needs a conditional model; the VAE is unconditional")
-        z, _ = noise_and_labels(num, [model.latent_dim], seed)
-        return to_uint8(model.decode(tf.constant(z))), None, None
+        z, _ = noise_and_labels(num, [model.latent_dim], seed, image_shape=model.image_shape)
+        return in_chunks(lambda z, _, k: to_uint8(model.decode(tf.constant(z))), z, None), None, None
 
     def interpolate(self, model: VAE, data, pairs: int, steps: int, seed: int) -> np.ndarray:
         """uint8 grid picture: each row decodes `steps` points on the line between the latent means
         of two real images (drawn by `seed`), the real pair at its ends."""
         images, _ = data.arrays()
+        if 2 * pairs > len(images):
+            raise AigcError(f"--interpolate {pairs} needs {2 * pairs} training images; {data.spec} has {len(images)}")
+        check_fits("--interpolate", pairs * steps, 8 * math.prod(model.image_shape), "of images (with --steps)")
         pick = np.random.default_rng(seed).choice(len(images), (pairs, 2), replace=False)
         x = tf.constant(images[pick.reshape(-1)].astype(np.float32) / 127.5 - 1.0)
         z_mean, _ = model.encode(x)
