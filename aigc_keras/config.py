@@ -12,7 +12,7 @@ import math
 import typing
 from typing import Any, ClassVar, Optional
 
-from .errors import AigcError
+from .errors import AigcError, arg
 from .limits import MAX_SEED
 
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
@@ -75,7 +75,7 @@ class TrainConfig:
         from a file, the file and the option's name)."""
         for f, hint in self.field_specs():
             value = getattr(self, f.name)
-            flag = f"{source}: option {f.name!r}" if source else "--" + f.name.replace("_", "-")
+            flag = f"{source}: option {f.name!r}" if source else arg(f.name)
             if value is None:
                 if typing.get_origin(hint) is typing.Union:
                     continue
@@ -123,7 +123,7 @@ class TrainConfig:
     def resume_conflicts(self, previous: "TrainConfig") -> list[str]:
         """Options that differ from `previous` and may not change when resuming."""
         return [
-            f"--{f.name.replace('_', '-')} {getattr(previous, f.name)!r} -> {getattr(self, f.name)!r}"
+            f"{arg(f.name)} {getattr(previous, f.name)!r} -> {getattr(self, f.name)!r}"
             for f, _ in self.field_specs()
             if not f.metadata.get("resumable") and getattr(self, f.name) != getattr(previous, f.name)
         ]

@@ -27,12 +27,12 @@ import numpy as np
 from .errors import AigcError
 from .export import metadata_problem
 from .fileio import entry_kind
-from .folders import FOLDER, marked_kind
+from .folders import FOLDER, METADATA_FILE, TFLITE_FILE, marked_kind
 
 WEB = Path(__file__).resolve().parents[1] / "web"  # the page, beside the package in a checkout
 RUNTIME = "node_modules/@litertjs"
 INSTALL = "npm ci --prefix web"
-SERVED = ("metadata.json", "model.tflite")  # the files of an export the page reads
+SERVED = (METADATA_FILE, TFLITE_FILE)  # the files of an export the page reads
 TYPES = {".js": "text/javascript", ".wasm": "application/wasm", ".tflite": "application/octet-stream",
          ".json": "application/json", ".html": "text/html; charset=utf-8", ".map": "application/json"}
 DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
@@ -63,12 +63,12 @@ def exports_index(folder: Path) -> tuple[list[dict], list[dict]]:
     found, broken = [], []
     for child in _export_folders(folder):
         try:
-            metadata = json.loads((child / "metadata.json").read_text()) \
-                if entry_kind(child / "metadata.json") == "file" else None
+            metadata = json.loads((child / METADATA_FILE).read_text()) \
+                if entry_kind(child / METADATA_FILE) == "file" else None
         except (OSError, ValueError):
             metadata = None
         problem = metadata_problem(metadata) if metadata is not None else "it has no readable metadata.json"
-        if problem is None and entry_kind(child / "model.tflite") != "file":
+        if problem is None and entry_kind(child / TFLITE_FILE) != "file":
             problem = "its model.tflite is missing (or not a regular file): export it again"
         if problem is None:
             found.append({"name": child.name, "metadata": metadata})

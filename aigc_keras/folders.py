@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import interrupts
-from .errors import AigcError
+from .errors import AigcError, arg
 from .fileio import cannot_write, check_replaceable, entry_kind
 
 try:
@@ -81,13 +81,31 @@ class Layout:
         return self.expects(relative) is not None
 
 
-MODEL = Layout("model", ("model.keras", "config.json", "history.json", "metrics.json"), {
-    "checkpoints": r"epoch-\d+\.weights\.h5",
-    "logs": r"events\.out\.tfevents\..+",
-    "samples": r"epoch-\d+\.(png|txt)",
-}, keeps=("metrics.json",))
-EXPORT = Layout("export", ("model.tflite", "metadata.json", "metrics.json"), {"saved_model": None},
-                keeps=("metrics.json",))
+# The names of a model folder's entries (`model_dir.ModelDir` gives their paths) and of an export's.
+MODEL_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE = "model.keras", "config.json", "history.json", "metrics.json"
+CHECKPOINTS, LOGS, SAMPLES = "checkpoints", "logs", "samples"
+CHECKPOINT = ".weights.h5"  # what a checkpoint's name ends with: samples/ holds .png and .txt
+TFLITE_FILE, METADATA_FILE, SAVED_MODEL = "model.tflite", "metadata.json", "saved_model"
+_EPOCH = r"epoch-(\d+)"
+
+
+def epoch_file(epoch: int, suffix: str) -> str:
+    """The name of what an epoch left (epoch-0003.weights.h5, epoch-0003.png)."""
+    return f"epoch-{epoch:04d}{suffix}"
+
+
+def epoch_of(name: str, suffix: str) -> int | None:
+    """The epoch that `epoch_file` named `name`, or None."""
+    match = re.fullmatch(_EPOCH + re.escape(suffix), name)
+    return int(match.group(1)) if match else None
+
+
+MODEL = Layout("model", (MODEL_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE), {
+    CHECKPOINTS: _EPOCH + re.escape(CHECKPOINT),
+    LOGS: r"events\.out\.tfevents\..+",
+    SAMPLES: _EPOCH + r"\.(png|txt)",
+}, keeps=(METRICS_FILE,))
+EXPORT = Layout("export", (TFLITE_FILE, METADATA_FILE, METRICS_FILE), {SAVED_MODEL: None}, keeps=(METRICS_FILE,))
 LAYOUTS = (MODEL, EXPORT)
 
 
@@ -119,9 +137,9 @@ def _is_legacy_model(path: Path) -> bool:
     if entry_kind(path / "config.json") != "file":
         return False
     try:
-        run = json.loads((path / "config.json").read_text())
-        return isinstance(run, dict) and {"family", "config", "versions"} <= set(run) and \
-            "aigc_keras" in run["versions"]
+        record = json.loads((path / "config.json").read_text())
+        return isinstance(record, dict) and {"family", "config", "versions"} <= set(record) and \
+            "aigc_keras" in record["versions"]
     except (OSError, ValueError, TypeError):
         return False
 
@@ -170,7 +188,7 @@ def check_folder(path: str | Path, layout: Layout, force: bool = False, clearing
     never a name of the tool's that a link or a special file holds.
     """
     path = Path(path)
-    flag = "--model-dir" if layout is MODEL else "--out"
+    flag = arg("model_dir") if layout is MODEL else arg("out_dir", "--out")
     kind = entry_kind(path)
     if kind is None and not path.exists():
         return
@@ -182,15 +200,16 @@ def check_folder(path: str | Path, layout: Layout, force: bool = False, clearing
     foreign = foreign_entries(path, layout)
     if marked is None and foreign and not force:
         raise AigcError(f"{path} holds files aigc-keras did not write ({_describe(foreign)}); choose another "
-                        f"{flag}, or pass --force to write into it (its files are kept)")
+                        f"{flag}, or pass {arg('force')} to write into it (its files are kept)")
     blocked = _blocked(path, layout)
     if blocked:
         raise AigcError(f"{_shown(path / blocked[0], str(path / blocked[0]))} is not a file aigc-keras wrote, and "
                         f"aigc-keras never writes through a link or over the user's entries: move it, or choose "
                         f"another {flag}")
     if marked is not None and clearing and foreign and not force:
-        raise AigcError(f"{path} also holds files aigc-keras did not write ({_describe(foreign)}); --overwrite "
-                        "removes only what aigc-keras wrote: move them, or add --force to keep them there")
+        raise AigcError(f"{path} also holds files aigc-keras did not write ({_describe(foreign)}); "
+                        f"{arg('overwrite')} removes only what aigc-keras wrote: move them, or add "
+                        f"{arg('force')} to keep them there")
     if marked is None:
         taken = [name for name in (*layout.files, *layout.folders) if entry_kind(path / name) is not None]
         if taken:
@@ -249,7 +268,7 @@ def _unused(marker: Path) -> bool:
 
 
 @contextmanager
-def locked(path: str | Path, layout: Layout, flag: str = "--model-dir"):
+def locked(path: str | Path, layout: Layout):
     """Claim `path` and hold its lock for the block; refuse in one line when another command holds
     it. Leftovers of killed runs are removed first. If the block fails in a folder it created and
     left with nothing but the marker, the folder goes too."""
@@ -258,6 +277,7 @@ def locked(path: str | Path, layout: Layout, flag: str = "--model-dir"):
     claim(path, layout)
     fd = _lock(path / MARKER)
     if fd is None:
+        flag = arg("model_dir") if layout is MODEL else arg("out_dir", "--out")
         raise AigcError(f"{path} is in use by another aigc-keras command right now; wait for it to finish, "
                         f"or choose another {flag}")
     try:
@@ -337,10 +357,10 @@ def owner_of(path: str | Path) -> tuple[Path, Layout] | None:
     return None
 
 
-def check_output_file(path: str | Path, flag: str = "--out") -> None:
+def check_output_file(path: str | Path, flag: str | None = None) -> None:
     """Refuse an output file name that is a folder, a link or a special file, or an entry of a model or
     export folder."""
-    path = Path(path)
+    path, flag = Path(path), flag or arg("out")
     if path.is_dir():
         raise AigcError(f"{flag} {path} is a folder; give a file name")
     check_replaceable(path, flag)

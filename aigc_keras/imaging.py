@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import fileio
-from .errors import AigcError
+from .errors import AigcError, arg
 from .folders import check_output_file
 
 
@@ -51,9 +51,10 @@ def encode_png(image: np.ndarray) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
 
 
-def check_output_name(path: str | Path, flag: str = "--out", suffixes=(".png", ".npz")) -> None:
+def check_output_name(path: str | Path, flag: str | None = None, suffixes=(".png", ".npz")) -> None:
     """Fail early (before any generation) on an output name that cannot be written: a wrong
     suffix, a folder, or a file of a model or export folder (see `folders`)."""
+    flag = flag or arg("out")
     if Path(path).suffix.lower() not in suffixes:
         kinds = {".png": ".png (image grid)", ".npz": ".npz (uint8 arrays)", ".gif": ".gif"}
         raise AigcError(f"{flag} {path}: use a {' or '.join(kinds[s] for s in suffixes)} file name")
@@ -79,7 +80,7 @@ def save_gif(path: str | Path, frames: list[np.ndarray], seconds_per_frame: floa
     """Write uint8 frames [H, W, C] as a looping animated GIF; the last frame is held `hold` s."""
     from PIL import Image
 
-    check_output_name(path, "--gif", (".gif",))
+    check_output_name(path, arg("gif"), (".gif",))
     pictures = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
     durations = [int(seconds_per_frame * 1000)] * (len(pictures) - 1) + [int(hold * 1000)]
     buf = io.BytesIO()

@@ -7,31 +7,46 @@ import math
 
 import numpy as np
 
-from .errors import AigcError
+from .errors import AigcError, arg
 from .limits import check_fits
 
 CHUNK = 500  # images per network pass: the working memory of a pass stays that of CHUNK images
 
 
-def noise_and_labels(num: int, shape, seed: int, num_classes: int = 0, label: int | None = None,
-                     image_shape=None, flag: str = "--num"):
+def noise_and_labels(num: int, shape, seed: int, num_classes: int = 0, labels=None, image_shape=None):
     """Standard normal noise [num, *shape] from NumPy's generator (reproducible in any app), and
-    the labels to draw: `label` for all, or every class in turn for a conditional model.
+    the labels to draw with a conditional model: `labels` as one class for all or one class per
+    image, or by default every class in turn.
 
     `num` is refused (`limits.check_fits`) when the noise and the `image_shape` images made from it
     (uint8, with their grid) would not fit in memory."""
     if num < 1:
-        raise AigcError(f"{flag} must be >= 1, got {num}")
-    check_fits(flag, num, 4 * math.prod(shape) + 3 * math.prod(image_shape or shape) + 8)
+        raise AigcError(f"{arg('num')} must be >= 1, got {num}")
+    check_fits(arg("num"), num, 4 * math.prod(shape) + 3 * math.prod(image_shape or shape) + 8)
     noise = np.random.default_rng(seed).standard_normal((num, *shape)).astype(np.float32)
+    return noise, class_labels(num, num_classes, labels)
+
+
+def class_labels(num: int, num_classes: int, labels=None) -> np.ndarray | None:
+    """The int32 labels [num] to draw (None for an unconditional model): `labels` as one class for
+    all or one per image, or by default every class in turn."""
+    name = arg("labels", "--label")
     if not num_classes:
-        if label is not None:
-            raise AigcError("--label needs a conditional model (train with --conditional)")
-        return noise, None
-    if label is not None and not 0 <= label < num_classes:
-        raise AigcError(f"--label must be in 0..{num_classes - 1}, got {label}")
-    labels = np.full(num, label) if label is not None else np.arange(num) % num_classes
-    return noise, labels.astype(np.int32)
+        if labels is not None:
+            raise AigcError(f"{name} needs a conditional model (train with {arg('conditional')})")
+        return None
+    if labels is None:
+        return (np.arange(num) % num_classes).astype(np.int32)
+    labels = np.asarray(labels)
+    if labels.ndim == 0:
+        labels = np.full(num, labels)
+    if labels.shape != (num,) or not np.issubdtype(labels.dtype, np.integer):
+        raise AigcError(f"{name} must be one class, or {num} classes (one per image); got {labels.shape} "
+                        f"{labels.dtype} values")
+    outside = labels[(labels < 0) | (labels >= num_classes)]
+    if len(outside):
+        raise AigcError(f"{name} must be in 0..{num_classes - 1}, got {outside[0]}")
+    return labels.astype(np.int32)
 
 
 def in_chunks(draw, noise: np.ndarray, labels: np.ndarray | None, chunk: int = CHUNK) -> np.ndarray:

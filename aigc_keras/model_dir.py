@@ -20,14 +20,14 @@ from .errors import AigcError, reason
 class ModelDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.model = self.path / "model.keras"
-        self.config_file = self.path / "config.json"
-        self.history_file = self.path / "history.json"
-        self.checkpoints = self.path / "checkpoints"
-        self.logs = self.path / "logs"
-        self.samples = self.path / "samples"
+        self.model = self.path / folders.MODEL_FILE
+        self.config_file = self.path / folders.CONFIG_FILE
+        self.history_file = self.path / folders.HISTORY_FILE
+        self.checkpoints = self.path / folders.CHECKPOINTS
+        self.logs = self.path / folders.LOGS
+        self.samples = self.path / folders.SAMPLES
 
-    def run(self) -> dict:
+    def record(self) -> dict:
         """The contents of config.json; an `AigcError` if this is not a model folder."""
         if self.path.exists() and not self.path.is_dir():
             raise AigcError(f"{self.path} is a file, not a model folder")
@@ -36,22 +36,23 @@ class ModelDir:
         if not self.config_file.exists():
             raise AigcError(f"{self.path} is not a model folder: it has no config.json")
         try:
-            run = fileio.read_json(self.config_file)
-            if not isinstance(run["family"], str) or not all(isinstance(run[k], dict) for k in ("config", "data")):
+            record = fileio.read_json(self.config_file)
+            if not isinstance(record["family"], str) or \
+                    not all(isinstance(record[k], dict) for k in ("config", "data")):
                 raise TypeError
         except (ValueError, KeyError, TypeError, OSError):
             raise AigcError(f"{self.config_file} is corrupt: it is not the config.json that training writes") \
                 from None
-        return run
+        return record
 
     def config(self, family: str | None = None):
         """The saved config dataclass; checks the family when one is expected."""
         from .families import canonical, config_class
 
-        run = self.run()
-        if family is not None and canonical(run["family"]) != canonical(family):
-            raise AigcError(f"{self.path} holds a {canonical(run['family'])} model, not a {canonical(family)} model")
-        return config_class(run["family"]).from_dict(run["config"], source=str(self.config_file))
+        record = self.record()
+        if family is not None and canonical(record["family"]) != canonical(family):
+            raise AigcError(f"{self.path} holds a {canonical(record['family'])} model, not a {canonical(family)} model")
+        return config_class(record["family"]).from_dict(record["config"], source=str(self.config_file))
 
     def training_data(self, family: str):
         """The data the model was trained on, loaded again: refused in one line if its contents changed."""
@@ -59,7 +60,7 @@ class ModelDir:
         from .families import get_family
 
         data = get_family(family).load_data(self.config(family))
-        check_fingerprint(data, self.run()["data"].get("fingerprint"))
+        check_fingerprint(data, self.record()["data"].get("fingerprint"))
         return data
 
     def history(self) -> list[dict]:
@@ -93,8 +94,9 @@ class ModelDir:
         import keras
         import numpy as np
 
-        from . import models  # noqa: F401  (registers the Keras classes)
+        from .families import get_family
 
+        get_family(family)  # imports, and so registers, the family's Keras classes
         self.config(family)
         if not self.model.exists():
             raise AigcError(

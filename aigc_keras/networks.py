@@ -5,7 +5,12 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
+
+from .config import TrainConfig
+from .data.images import uint8_images
+from .errors import AigcError
 
 
 class ConfigNetwork(keras.Model):
@@ -15,6 +20,61 @@ class ConfigNetwork(keras.Model):
 
     def get_config(self):
         return {"name": self.name, **{key: getattr(self, key) for key in self.config_keys}}
+
+
+def pixels(images):
+    """Images a model trains on, as float32 in [-1, 1]: uint8 is scaled, floats are taken as they are
+    (the pipeline's batches, or a dataset the user made in [-1, 1])."""
+    if images.dtype == tf.uint8:
+        return tf.cast(images, tf.float32) / 127.5 - 1.0
+    return tf.cast(images, tf.float32)
+
+
+class ImageModel:
+    """Mixin for the image generators (`GAN`, `DiffusionModel`, `VAE`): `fit` on image arrays as Keras
+    users pass them, and `from_config` of the family's config dataclass. (A mixin for the reason
+    `OneOptimizer` gives.) The class names its sampling network in `num_classes` and `image_shape`."""
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+        """`keras.Model.fit`, where image arrays may be uint8, or float in [0, 1] or [-1, 1] ([N, H, W] or
+        [N, H, W, C]), with integer labels `y` for a conditional model. A `tf.data.Dataset` yields uint8
+        images (or floats in [-1, 1]), alone or with labels."""
+        if isinstance(validation_data, (tuple, list)):
+            validation_data = (_fit_images(validation_data[0]), *validation_data[1:])
+        return super().fit(
+            x=_fit_images(x), y=y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
+            validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
+            class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+            validation_batch_size=validation_batch_size, validation_freq=validation_freq)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None, *, images=None, labels=None):
+        """Keras's: the model of a `get_config()` dict. Also, from the family's config dataclass
+        (`GANConfig()`, ...), the compiled model that `aigc-keras train` builds with those options for
+        `images` (and `labels`), or for the config's own `data` spec."""
+        if isinstance(config, TrainConfig):
+            return model_from_options(cls, config, images=images, labels=labels)
+        return cls.from_saved_config(config)
+
+
+def model_from_options(cls, config: TrainConfig, **data):
+    """The family's compiled model for `config` and `data` (see `Family.model_for`), checked to be a `cls`."""
+    from .families import get_family
+
+    model = get_family(config.family).model_for(config, **data)
+    if not isinstance(model, cls):
+        raise AigcError(f"a {type(config).__name__} builds a {type(model).__name__}, not a {cls.__name__}")
+    return model
+
+
+def _fit_images(x):
+    """`fit`'s x: arrays become uint8 images (see `data.images.uint8_images`); a dataset passes as it is."""
+    if isinstance(x, (np.ndarray, list)):
+        return uint8_images(x, "x")
+    return x
 
 
 def activation_bytes(model: keras.Model) -> int:
@@ -48,6 +108,20 @@ class OneOptimizer:
     subclass (`Model` becomes `Functional`, keras `inject_functional_model_class`), and would rewrite
     a shared base class for every model that uses it.
     """
+
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
+        """Keras's `compile`; the optimizer is built at once on `optimizer_variables` (built lazily, in a
+        replica step, it fails under tf.distribute). `loss` and `metrics` do not apply: `train_step`
+        says the objective."""
+        super().compile(optimizer=optimizer, run_eagerly=run_eagerly, steps_per_execution=steps_per_execution,
+                        jit_compile=jit_compile, auto_scale_loss=auto_scale_loss)
+        self.optimizer.build(self.optimizer_variables)
+
+    @property
+    def optimizer_variables(self):
+        """The variables the optimizer updates."""
+        return self.trainable_variables
 
     def get_compile_config(self):
         if not self.compiled:

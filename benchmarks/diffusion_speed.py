@@ -94,7 +94,7 @@ def main():
         from aigc_keras.model_dir import ModelDir
 
         md = ModelDir(args.model)
-        model, run = md.load_model("diffusion"), md.run()
+        model, run = md.load_model("diffusion"), md.record()
     else:
         run = {"config": config.to_dict(), "data": data.info()}
     noise = np.random.default_rng(0).standard_normal((args.batch, *model.image_shape)).astype(np.float32)

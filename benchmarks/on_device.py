@@ -62,7 +62,7 @@ def example_inputs(spec: dict, metadata: dict, rng) -> dict:
 
 def measure(model_dir: Path, out: Path, quantize: str, num: int, options: dict) -> dict:
     md = ModelDir(model_dir)
-    run = md.run()
+    run = md.record()
     family = get_family(run["family"])
     folder = out / f"{model_dir.name}-{quantize}"
     start = time.time()
@@ -141,7 +141,7 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for model_dir in args.models:
-        family = get_family(ModelDir(model_dir).run()["family"])
+        family = get_family(ModelDir(model_dir).record()["family"])
         for quantize in args.quantize:
             if quantize == "int8" and family.int8_refusal:
                 print(f"{model_dir}: int8 skipped: {family.int8_refusal}")

@@ -37,8 +37,8 @@ from aigc_keras.families import config_class, get_family  # noqa: E402
 from aigc_keras.metrics.evaluate import generate, image_metrics  # noqa: E402
 from aigc_keras.metrics.features import feature_net  # noqa: E402
 from aigc_keras.metrics.image import mode_coverage  # noqa: E402
-from aigc_keras.metrics.text import text_metrics  # noqa: E402
 from aigc_keras.precision import float32_model  # noqa: E402
+from aigc_keras.text.metrics import text_metrics  # noqa: E402
 from aigc_keras.training.family import ImageFamily  # noqa: E402
 from aigc_keras.training.runner import train  # noqa: E402
 

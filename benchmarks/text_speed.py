@@ -77,7 +77,7 @@ def main():
     tokens = args.steps * config.batch_size * config.seq_len
     if args.model:
         model = md.load_model("lstm")
-        run = md.run()
+        run = md.record()
     else:
         run = {"config": config.to_dict(), "data": info}
     print(f"Language-model speed on {machine()}; {config.arch}, {model.count_params():,} params, "
@@ -109,7 +109,7 @@ def main():
     rows = [("TF eager (`step` per character)", 1000 * _once(eager) / length),
             ("TF `tf.function`, whole loop", median_ms(lambda: graph(prompt, uniform, *controls).numpy(), 5) / length),
             ("`sample` CLI path (one `tf.function` call per character)",
-             1000 * _once(lambda: family.sample(model, "ROMEO:", length, 0, 0.8, 40)) / length)]
+             1000 * _once(lambda: model.generate("ROMEO:", length, 0.8, 40, seed=0)) / length)]
 
     from ai_edge_litert.interpreter import Interpreter
 

@@ -1,6 +1,8 @@
+import re
+
 import pytest
 
-from aigc_keras.errors import AigcError
+from aigc_keras.errors import AigcError, naming_flags
 from aigc_keras.gan.config import GANConfig
 
 
@@ -13,17 +15,21 @@ def test_defaults_validate_and_resolve_n_critic():
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"loss": "lsgan"}, "--loss must be one of ns, hinge, wgan-gp"),
-        ({"epochs": 0}, "--epochs must be >= 1"),
-        ({"batch_size": 2.5}, "--batch-size must be int"),
-        ({"label_smoothing": 0.7}, "--label-smoothing must be <= 0.5"),
-        ({"label_smoothing": 0.1, "loss": "hinge"}, "--label-smoothing applies to --loss ns only"),
-        ({"strategy": "tpu"}, "--strategy must be one of"),
-        ({"conditional": 1}, "--conditional must be bool"),
+        ({"loss": "lsgan"}, "loss must be one of ns, hinge, wgan-gp"),
+        ({"epochs": 0}, "epochs must be >= 1"),
+        ({"batch_size": 2.5}, "batch_size must be int"),
+        ({"label_smoothing": 0.7}, "label_smoothing must be <= 0.5"),
+        ({"label_smoothing": 0.1, "loss": "hinge"}, "label_smoothing applies to loss ns only"),
+        ({"strategy": "tpu"}, "strategy must be one of"),
+        ({"conditional": 1}, "conditional must be bool"),
     ],
 )
-def test_bad_options_name_the_flag(options, message):
-    with pytest.raises(AigcError, match=message):
+def test_bad_options_name_the_argument_in_python_and_the_flag_in_a_command(options, message):
+    with pytest.raises(ValueError, match=f"^{message}"):  # an ordinary exception, speaking of arguments
+        GANConfig(**options)
+    flags = re.sub(r"\b(loss|epochs|batch_size|label_smoothing|strategy|conditional)\b",
+                   lambda m: "--" + m.group(1).replace("_", "-"), message)
+    with naming_flags(), pytest.raises(AigcError, match=f"^{flags}"):
         GANConfig(**options)
 
 
@@ -43,7 +49,7 @@ def test_resume_conflicts_ignore_resumable_fields():
     before = GANConfig(epochs=5)
     assert GANConfig(epochs=10, strategy="mirrored").resume_conflicts(before) == []
     conflicts = GANConfig(epochs=10, loss="hinge").resume_conflicts(before)
-    assert conflicts == ["--loss 'ns' -> 'hinge'"]
+    assert conflicts == ["loss 'ns' -> 'hinge'"]
 
 
 def test_hparams_are_tensorboard_scalars():

@@ -79,10 +79,10 @@ def test_mirrored_step_equals_default_step_and_ema_works_there(diffusion_config)
 
 def test_guidance_and_labels_need_a_conditional_model(diffusion_config):
     model, _ = build(diffusion_config())
-    with pytest.raises(AigcError, match="--guidance needs a conditional model"):
-        FAMILY.sample(model, 2, 0, guidance=2.0, steps=2)
-    with pytest.raises(AigcError, match="--label needs a conditional model"):
-        FAMILY.sample(model, 2, 0, label=1, steps=2)
+    with pytest.raises(ValueError, match="^guidance needs a conditional model"):
+        model.generate(2, 0, guidance=2.0, steps=2)
+    with pytest.raises(ValueError, match="^labels needs a conditional model"):
+        model.generate(2, 0, labels=1, steps=2)
 
 
 @pytest.mark.slow

@@ -13,6 +13,11 @@ from aigc_keras.diffusion.samplers import (
 from aigc_keras.diffusion.schedules import NoiseSchedule
 
 
+def alpha_bar(schedule, t):
+    """alpha_bar at integer steps t of `schedule`, with t = -1 meaning no noise (1)."""
+    return np.concatenate([[1.0], schedule.alphas_cumprod])[np.asarray(t) + 1]
+
+
 @pytest.mark.parametrize("name", ["linear", "cosine"])
 def test_alpha_bar_is_monotone_with_known_endpoints(name):
     s = NoiseSchedule(name, 1000)
@@ -27,18 +32,6 @@ def test_alpha_bar_is_monotone_with_known_endpoints(name):
         f = lambda t: np.cos((t / 1000 + 0.008) / 1.008 * np.pi / 2) ** 2  # noqa: E731
         np.testing.assert_allclose(ab[[0, 499]], [f(1) / f(0), f(500) / f(0)], rtol=1e-9)
         assert ab[-1] < 1e-6 and s.betas.max() <= 0.999
-    np.testing.assert_allclose(s.alpha_bar([-1, 0]), [1.0, ab[0]])
-
-
-def test_q_sample_mean_and_variance():
-    s = NoiseSchedule("linear", 1000)
-    x0 = np.full((20000, 1, 1, 1), 0.5, np.float32)
-    eps = np.random.default_rng(0).standard_normal(x0.shape).astype(np.float32)
-    for t in (0, 250, 999):
-        x_t = s.q_sample(x0, np.full(len(x0), t), eps).numpy()
-        ab = s.alphas_cumprod[t]
-        np.testing.assert_allclose(x_t.mean(), np.sqrt(ab) * 0.5, atol=0.02)
-        np.testing.assert_allclose(x_t.var(), 1 - ab, rtol=0.03, atol=1e-6)
 
 
 def test_timesteps_run_from_T_minus_1_to_the_clean_end():
@@ -54,7 +47,7 @@ def test_timesteps_run_from_T_minus_1_to_the_clean_end():
 
 def _posterior(s, x0, x_t, t, t_prev):
     """DDPM posterior q(x_{t_prev} | x_t, x_0): mean and variance (Ho et al. eq. 7)."""
-    ab, ab_prev = s.alpha_bar(t), s.alpha_bar(t_prev)
+    ab, ab_prev = alpha_bar(s, t), alpha_bar(s, t_prev)
     beta = 1 - ab / ab_prev
     mean = np.sqrt(ab_prev) * beta / (1 - ab) * x0 + np.sqrt(ab / ab_prev) * (1 - ab_prev) / (1 - ab) * x_t
     return mean, beta * (1 - ab_prev) / (1 - ab)
@@ -68,7 +61,7 @@ def test_ddpm_step_is_the_posterior_and_ddim_eta_1_has_its_variance():
     noise = rng.standard_normal((4, 3)).astype(np.float32)
     ddpm, ddim1 = DDPMSampler(s), DDIMSampler(s, eta=1.0)
     for t, t_prev in ((999, 998), (500, 499), (10, 9), (1, 0)):
-        x_t = (np.sqrt(s.alpha_bar(t)) * x0 + np.sqrt(1 - s.alpha_bar(t)) * eps).astype(np.float32)
+        x_t = (np.sqrt(alpha_bar(s, t)) * x0 + np.sqrt(1 - alpha_bar(s, t)) * eps).astype(np.float32)
         mean, var = _posterior(s, x0, x_t, t, t_prev)
         got, _ = ddpm.step(tf.constant(eps), tf.constant(t), tf.constant(t_prev), tf.constant(x_t), tf.constant(noise))
         np.testing.assert_allclose(got, mean + np.sqrt(var) * noise, rtol=1e-4, atol=1e-5)
@@ -83,11 +76,11 @@ def test_ddim_eta_0_is_the_deterministic_update():
     x0 = rng.uniform(-0.8, 0.8, (2, 5)).astype(np.float32)
     eps = rng.standard_normal((2, 5)).astype(np.float32)
     t, t_prev = 700, 400
-    x_t = (np.sqrt(s.alpha_bar(t)) * x0 + np.sqrt(1 - s.alpha_bar(t)) * eps).astype(np.float32)
+    x_t = (np.sqrt(alpha_bar(s, t)) * x0 + np.sqrt(1 - alpha_bar(s, t)) * eps).astype(np.float32)
     sampler = DDIMSampler(s)
     assert not sampler.stochastic
     got, _ = sampler.step(tf.constant(eps), tf.constant(t), tf.constant(t_prev), tf.constant(x_t))
-    want = np.sqrt(s.alpha_bar(t_prev)) * x0 + np.sqrt(1 - s.alpha_bar(t_prev)) * eps
+    want = np.sqrt(alpha_bar(s, t_prev)) * x0 + np.sqrt(1 - alpha_bar(s, t_prev)) * eps
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
@@ -95,11 +88,11 @@ def _gaussian_toy(s, scale):
     """Data x_0 ~ N(0, scale^2): the exact eps(x_t, t) is linear in x_t, and the probability-flow
     ODE maps x_t to x_{t'} = std(t') / std(t) x_t with std(t)^2 = alpha_bar scale^2 + 1 - alpha_bar."""
     def eps(x, t):
-        ab = s.alpha_bar(int(t))
+        ab = alpha_bar(s, int(t))
         return np.sqrt(1 - ab) / (ab * scale**2 + 1 - ab) * x
 
     def std(t):
-        ab = s.alpha_bar(t)
+        ab = alpha_bar(s, t)
         return np.sqrt(ab * scale**2 + 1 - ab)
 
     return eps, std
@@ -185,8 +178,8 @@ def test_heun_evaluates_twice_per_step_and_ends_at_t_0():
 def test_default_sampler_and_steps_follow_the_objective_and_the_sampler(objective, timesteps, sampler, expected):
     from types import SimpleNamespace
 
-    from aigc_keras.diffusion.family import checked_sampler
+    from aigc_keras.diffusion.pipeline import resolve
 
     model = SimpleNamespace(objective=objective, schedule=NoiseSchedule("linear", timesteps), num_classes=0)
-    _, name, steps = checked_sampler(model, sampler, None)
-    assert (name, steps) == expected
+    sampling = resolve(model, sampler)
+    assert (sampling.name, sampling.steps) == expected

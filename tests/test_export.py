@@ -52,7 +52,7 @@ def test_export_plain_gan_fp32_runs_the_same_in_both_litert_apis(trained, tmp_pa
 
     model = ModelDir(trained["plain"]).load_model("gan")
     z = np.random.default_rng(5).standard_normal((5, 8)).astype(np.float32)  # not the examples it checked
-    want = model.generate(z).numpy()
+    want = model.draw(z).numpy()
     got = run_litert(out / "model.tflite", z=z)
     again = run_litert(out / "model.tflite", "compiled", z=z)
     np.testing.assert_allclose(got["images_float"], want, atol=1e-4)
@@ -97,7 +97,7 @@ def test_quantized_exports_report_their_error_and_quality(trained, tmp_path, qua
 
 
 def test_int8_is_refused_where_calibration_cannot_run_the_loop(tmp_path):
-    with pytest.raises(AigcError, match="--quantize int8 is not available for text models: TFLite's int8"):
+    with pytest.raises(AigcError, match="quantize int8 is not available for text models: TFLite's int8"):
         export_trained("lstm", tmp_path / "any", tmp_path / "x", tflite=True, quantize="int8")
 
 
@@ -153,7 +153,7 @@ def test_conversion_needing_flex_ops_is_refused(tmp_path):
 
 
 def test_quantize_needs_tflite(trained, tmp_path):
-    with pytest.raises(AigcError, match="--quantize applies to the LiteRT file"):
+    with pytest.raises(AigcError, match="^quantize applies to the LiteRT file"):
         export_trained("gan", trained["plain"], tmp_path / "x", tflite=False, quantize="dynamic")
 
 

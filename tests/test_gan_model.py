@@ -71,10 +71,10 @@ def test_ema_is_the_moving_average_and_is_used_for_sampling(gan_config):
     model.train_step(batch)  # step 101: the configured decay
     for ema, a, b in zip(model.ema_generator.weights, ema0, model.generator.weights):
         np.testing.assert_allclose(ema.numpy(), 0.5 * a + 0.5 * b.numpy(), rtol=1e-5, atol=1e-7)
-    assert model.sampler is model.ema_generator
+    assert model.sampling_generator is model.ema_generator
     z = tf.random.normal((2, 8))
-    np.testing.assert_allclose(model.generate(z), model.ema_generator(z, training=False), atol=1e-6)
-    assert not np.allclose(model.generate(z), model.generator(z, training=False))
+    np.testing.assert_allclose(model.draw(z), model.ema_generator(z, training=False), atol=1e-6)
+    assert not np.allclose(model.draw(z), model.generator(z, training=False))
 
 
 @pytest.mark.parametrize("options", [{}] + [pytest.param(o, marks=pytest.mark.slow) for o in (
@@ -105,7 +105,7 @@ def test_conditional_generator_learns_the_class(gan_config):
     model.fit(dataset, epochs=1, steps_per_epoch=400, verbose=0, shuffle=False)
     z = tf.random.normal((32, config.latent_dim), seed=1)
     for label, (bright, dark) in ((0, (slice(0, 8), slice(8, 16))), (1, (slice(8, 16), slice(0, 8)))):
-        images = model.generate(z, tf.fill([32], label)).numpy()
+        images = model.draw(z, tf.fill([32], label)).numpy()
         assert images[:, bright].mean() > images[:, dark].mean() + 0.5, label
 
 
@@ -116,12 +116,12 @@ def test_saved_model_reloads_without_custom_objects(gan_config, tmp_path):
     model.save(tmp_path / "gan.keras")
     z = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
     labels = np.array([0, 1, 0, 1], np.int32)
-    np.save(tmp_path / "want.npy", model.generate(z, labels).numpy())
+    np.save(tmp_path / "want.npy", model.draw(z, labels).numpy())
     script = textwrap.dedent(f"""
         import numpy as np, keras
-        import aigc_keras.models
+        import aigc_keras
         m = keras.models.load_model({str(tmp_path / "gan.keras")!r})
-        got = m.generate(np.array({z.tolist()}, np.float32), np.array({labels.tolist()}, np.int32))
+        got = m.draw(np.array({z.tolist()}, np.float32), np.array({labels.tolist()}, np.int32))
         np.testing.assert_allclose(got, np.load({str(tmp_path / "want.npy")!r}), atol=1e-6)
         assert int(m.g_optimizer.iterations.numpy()) == 2 and int(m.d_optimizer.iterations.numpy()) == 2
         assert m.objective == "ns" and m.ema_generator is not None and m.conditional

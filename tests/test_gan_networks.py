@@ -83,7 +83,7 @@ def test_networks_and_an_uncompiled_gan_round_trip_through_keras_files(tmp_path)
     gan.save(tmp_path / "gan.keras")
     loaded = keras.models.load_model(tmp_path / "gan.keras")
     z, labels = np.ones((2, 8), np.float32), np.array([0, 1], np.int32)
-    np.testing.assert_allclose(loaded.generate(z, labels), gan.generate(z, labels), atol=1e-6)
+    np.testing.assert_allclose(loaded.draw(z, labels), gan.draw(z, labels), atol=1e-6)
     assert loaded.objective == "hinge" and not loaded.compiled
 
 

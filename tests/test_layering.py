@@ -1,5 +1,21 @@
-"""The package's layering: no import cycles, and no private Keras internals outside the one module
-allowed to hold them (there is none today)."""
+"""The package's layering: every import goes down the layers (no cycles, no arrow back up), and no
+private Keras internals outside the one module allowed to hold them (there is none today).
+
+The layers, lowest first (a family package's modules sit in several: its config is low, its model in
+the middle, its family wiring above the shared training and export code, its commands near the top):
+
+    0 base        errors, limits, interrupts, console, version, fileio
+    1 options     config, families (the registry), each family's config
+    2 files       folders, imaging, inputs, data
+    3 keras       networks, precision, training.distributed, training.strategy, training.local_cluster,
+                  metrics.image
+    4 family      each family's model, networks, samplers, tokenizer, metrics, ... (all but the below)
+    5 shared      model_dir, metrics.features, metrics.evaluate, training.family, training.callbacks, export
+    6 wiring      each family's family.py
+    7 library     training.runner, models, api, and the package itself (the public names)
+    8 commands    commands (the click toolkit), each family's cli.py
+    9 app         cli, demo
+"""
 
 import ast
 import re
@@ -75,6 +91,49 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if v not in index:
             visit(v)
     return found
+
+
+FAMILIES = ("gan", "diffusion", "text", "vae", "classifier")
+LAYERS = [
+    ("base", {"errors", "limits", "interrupts", "console", "version", "fileio"}),
+    ("options", {"config", "families", *(f"{f}.config" for f in FAMILIES)}),
+    ("files", {"folders", "imaging", "inputs", "data"}),
+    ("keras", {"networks", "precision", "training.distributed", "training.strategy", "training.local_cluster",
+               "metrics.image"}),
+    ("family", set(FAMILIES)),
+    ("shared", {"model_dir", "metrics", "metrics.features", "metrics.evaluate", "training", "training.family",
+                "training.callbacks", "export"}),
+    ("wiring", {f"{f}.family" for f in FAMILIES}),
+    ("library", {"", "training.runner", "models", "api"}),
+    ("commands", {"commands", *(f"{f}.cli" for f in FAMILIES)}),
+    ("app", {"cli", "demo"}),
+]
+
+
+def layer(module: str) -> int:
+    """The layer of `module` (aigc_keras.x.y): the most specific entry of LAYERS that names it or a
+    package above it."""
+    name = module.removeprefix("aigc_keras").lstrip(".")
+    parts = name.split(".") if name else []
+    for depth in range(len(parts), -1, -1):
+        prefix = ".".join(parts[:depth])
+        for rank, (_, names) in enumerate(LAYERS):
+            if prefix in names:
+                return rank
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+
+
+def test_every_import_goes_down_the_layers():
+    graph = import_graph()
+    back = sorted(f"{a} ({LAYERS[layer(a)][0]}) imports {b} ({LAYERS[layer(b)][0]})"
+                  for a, targets in graph.items() for b in targets if layer(b) > layer(a))
+    assert back == []
+
+
+def test_the_layers_say_where_each_kind_of_module_sits():
+    assert layer("aigc_keras.diffusion.config") < layer("aigc_keras.diffusion.samplers") < \
+        layer("aigc_keras.diffusion.family") < layer("aigc_keras.training.runner") < layer("aigc_keras.diffusion.cli")
+    assert layer("aigc_keras.export.litert") == layer("aigc_keras.export") < layer("aigc_keras.cli.app")
 
 
 def test_the_package_has_no_import_cycles():

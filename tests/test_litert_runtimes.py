@@ -13,7 +13,6 @@ from aigc_keras.cli import main
 from aigc_keras.errors import AigcError
 from aigc_keras.export import export_trained, litert
 from aigc_keras.export.runtime import BOUNDARY_DTYPES, LiteRTModel, boundary_problems
-from aigc_keras.families import get_family
 from aigc_keras.model_dir import ModelDir
 
 pytestmark = pytest.mark.slow  # end-to-end: trains and exports models
@@ -136,10 +135,9 @@ def test_every_signature_runs_the_same_in_both_litert_apis(models, tmp_path, nam
 def test_text_generate_equals_sample_past_the_context_in_both_apis(models, tmp_path):
     """The transformer's context is 16 tokens; 60 new ids restart it several times, in the graph as in
     `sample`, with the same ids for the same uniforms (sampled, not greedy)."""
-    family = get_family("lstm")
     model = ModelDir(models / "transformer").load_model("lstm")
     meta = export_trained("lstm", models / "transformer", tmp_path / "t", tflite=True, length=60, prompt_length=8)
-    text = family.sample(model, "All:", 60, seed=3, temperature=0.9, top_k=8, top_p=0.95)
+    text = model.generate("All:", 60, temperature=0.9, top_k=8, top_p=0.95, seed=3)
     vocabulary = meta["vocabulary"]
     prompt = [vocabulary.index(c) for c in "All:"]
     inputs = {"prompt_ids": np.array(prompt + [0] * 4, np.int32), "prompt_length": np.array(4, np.int32),

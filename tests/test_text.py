@@ -285,8 +285,9 @@ def test_transformer_sampling_continues_past_its_context(corpus, tmp_path):
                         heads=2, strategy="default")
     model = FAMILY.build(config, FAMILY.data_info(config, FAMILY.load_data(config)))
     pieces = []
-    text = FAMILY.sample(model, "First", 30, seed=0, on_text=pieces.append)
+    text = model.generate("First", 30, seed=0, on_text=pieces.append)
     assert len(text) == 30 and "".join(pieces) == text
+    assert model.generate("First", 30, seed=0) == text  # the one-graph loop gives the same ids
 
 
 def test_evaluate_matches_a_step_by_step_hand_computation(tmp_path):
@@ -294,7 +295,7 @@ def test_evaluate_matches_a_step_by_step_hand_computation(tmp_path):
     tok = CharTokenizer.build("abc ")
     model = LSTMLanguageModel(tok.vocab_size, tok.to_config(), 5, embedding_dim=4, units=8, layers=1)
     text = "abc cab bac zz abcab"  # 'z' is outside the vocabulary
-    from aigc_keras.metrics.text import text_metrics
+    from aigc_keras.text.metrics import text_metrics
 
     ids = tok.encode(text)
 
@@ -321,7 +322,7 @@ def test_evaluate_scores_a_bounded_context_model_in_half_overlapping_windows():
     tok = CharTokenizer.build("abc ")
     model = TransformerLanguageModel(tok.vocab_size, tok.to_config(), 6, units=8, layers=1, heads=2)
     text = "abc cab bac abcab ca"
-    from aigc_keras.metrics.text import text_metrics
+    from aigc_keras.text.metrics import text_metrics
 
     ids = tok.encode(text)
     nats = 0.0
@@ -341,7 +342,9 @@ def test_generate_graph_equals_streamed_sampling(corpus):
     prompt = np.zeros(8, np.int32)
     prompt[:4] = tok.encode("All:")
     ids = tf.function(generate_fn(model, 8, 50))(prompt, 4, uniform, 0.9, 10, 0.95).numpy()
-    assert tok.decode(ids) == FAMILY.sample(model, "All:", 50, seed=4, temperature=0.9, top_k=10, top_p=0.95)
+    streamed = []
+    assert tok.decode(ids) == model.generate("All:", 50, 0.9, 10, 0.95, seed=4, on_text=streamed.append)
+    assert tok.decode(ids) == "".join(streamed) == model.generate("All:", 50, 0.9, 10, 0.95, seed=4)
 
 
 @pytest.mark.parametrize("args, message", [

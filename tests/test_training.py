@@ -46,7 +46,7 @@ def test_train_writes_model_config_history_logs_and_samples(gan_config, tmp_path
     model = train(config, tmp_path / "gan", verbose=0, log=quiet)
     md = ModelDir(tmp_path / "gan")
     assert md.model.exists() and not list(md.path.glob(".*tmp*"))
-    run = md.run()
+    run = md.record()
     assert run["family"] == "gan" and run["config"] == config.to_dict()
     assert run["data"]["image_shape"] == [16, 16, 1] and run["data"]["class_names"] == ["0", "1"]
     assert [h["epoch"] for h in md.history()] == [1, 2]
@@ -61,7 +61,7 @@ def test_train_writes_model_config_history_logs_and_samples(gan_config, tmp_path
     assert "_hparams_/session_start_info" in tags
     reloaded = md.load_model("gan")
     z = np.random.default_rng(1).standard_normal((3, 8)).astype(np.float32)
-    np.testing.assert_allclose(reloaded.generate(z), model.generate(z), atol=1e-6)
+    np.testing.assert_allclose(reloaded.draw(z), model.draw(z), atol=1e-6)
 
 
 def test_interrupted_run_resumes_at_the_next_epoch_with_both_optimizers(gan_config, tmp_path):
@@ -104,7 +104,7 @@ def test_more_epochs_trains_on_and_same_epochs_does_nothing(gan_config, tmp_path
 
 def test_refuses_to_mix_runs_and_overwrite_starts_again(gan_config, tmp_path):
     train(gan_config(epochs=1), tmp_path / "gan", verbose=0, log=quiet)
-    with pytest.raises(AigcError, match=r"other options \(--loss 'ns' -> 'hinge'\).*--overwrite"):
+    with pytest.raises(AigcError, match=r"other options \(loss 'ns' -> 'hinge'\).*overwrite"):
         train(gan_config(epochs=1, loss="hinge"), tmp_path / "gan", verbose=0, log=quiet)
     record = RecordEpochs()
     train(gan_config(epochs=1, loss="hinge"), tmp_path / "gan", overwrite=True, verbose=0, log=quiet,
@@ -124,7 +124,7 @@ def test_corrupt_checkpoint_is_a_clear_error(gan_config, tmp_path):
 
 def test_conditional_needs_labels(gan_config, tmp_path):
     np.savez(tmp_path / "unlabelled.npz", images=np.zeros((32, 16, 16), np.uint8))
-    with pytest.raises(AigcError, match="--conditional needs labelled data"):
+    with pytest.raises(AigcError, match="^conditional needs labelled data"):
         train(gan_config(data=f"npz:{tmp_path / 'unlabelled.npz'}", conditional=True), tmp_path / "m",
               verbose=0, log=quiet)
 
@@ -135,7 +135,7 @@ def test_unset_conditional_follows_the_labels_and_is_recorded(gan_config, tmp_pa
         folder = tmp_path / str(expected)
         model = train(gan_config(data=data, conditional=None, epochs=1, steps_per_epoch=1), folder, verbose=0,
                       log=quiet)
-        assert model.conditional is expected and ModelDir(folder).run()["config"]["conditional"] is expected
+        assert model.conditional is expected and ModelDir(folder).record()["config"]["conditional"] is expected
         train(gan_config(data=data, conditional=None, epochs=2, steps_per_epoch=1), folder, verbose=0, log=quiet)
         assert [h["epoch"] for h in ModelDir(folder).history()] == [1, 2]  # the unset flag resumes its run
 

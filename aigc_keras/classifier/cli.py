@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..cli.common import train_command
+from ..commands import train_command
 from .config import ClassifierConfig
 
 EVALUATE_OPTIONS: dict = {}  # a classifier is not a generator: `evaluate` refuses it

@@ -17,7 +17,6 @@ from .model import Classifier
 
 class ClassifierFamily(Family):
     name = "classifier"
-    config_class = ClassifierConfig
 
     def load_data(self, config: ClassifierConfig):
         from ..data import load_images
@@ -44,5 +43,4 @@ class ClassifierFamily(Family):
                            config.feature_dim, config.dropout, name="classifier")
         optimizer = self.adam(config, data_info, config.learning_rate)
         model.compile(optimizer=optimizer)
-        optimizer.build(model.trainable_variables)
         return model

@@ -6,9 +6,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from ..metrics.features import FEATURE_LAYER
 from ..networks import ConfigNetwork, OneOptimizer, ReplicaDropout
 from ..training.distributed import apply_gradients
+
+FEATURE_LAYER = "features"  # the layer whose output is the feature space of FID, KID and precision/recall
 
 
 @keras.saving.register_keras_serializable("aigc_keras")

@@ -17,7 +17,7 @@ import threading
 import click
 
 from .. import interrupts
-from ..errors import AigcError
+from ..errors import AigcError, naming_flags
 
 __all__ = ["main"]
 
@@ -27,14 +27,14 @@ OUT_OF_MEMORY = ("this machine ran out of memory: use smaller sizes (--batch-siz
 
 def main(args=None) -> None:
     """Console-script entry point. (The command tree is imported here, not with the package, so that
-    a family's command module can use `cli.common` without building the tree first.)"""
+    a family's command module can use `commands` without building the tree first.)"""
     from .app import cli
 
     atexit.register(_quiet_after_the_last_line)
     if threading.current_thread() is threading.main_thread():
         _catch_stop_signals()
     try:
-        with cli.make_context("aigc-keras", list(sys.argv[1:] if args is None else args)) as ctx:
+        with naming_flags(), cli.make_context("aigc-keras", list(sys.argv[1:] if args is None else args)) as ctx:
             code = cli.invoke(ctx)
     except click.exceptions.Exit as e:  # --help, --version
         code = e.exit_code

@@ -6,9 +6,10 @@ import json
 
 import click
 
-from .. import __version__, families
+from .. import families
+from ..commands import config_argv
+from ..version import __version__
 from . import evaluate
-from .options import config_argv
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -101,14 +102,14 @@ def info(model_dir, as_json):
     from ..model_dir import ModelDir
 
     md = ModelDir(model_dir)
-    run, config, history = md.run(), md.config(), md.history()
+    record, config, history = md.record(), md.config(), md.history()
     if as_json:
-        click.echo(json.dumps({**run, "history": history}, indent=2))
+        click.echo(json.dumps({**record, "history": history}, indent=2))
         return
-    data = run["data"]
+    data = record["data"]
     done = history[-1]["epoch"] if history else 0
     state = "finished" if md.model.exists() else "not finished (rerun its train command to resume)"
-    click.echo(f"family:   {run['family']}")
+    click.echo(f"family:   {record['family']}")
     click.echo(f"folder:   {md.path} ({state})")
     click.echo(f"data:     {data.get('spec', '?')} ({describe_data(data)})")
     click.echo(f"epochs:   {done} of {config.epochs} ({sum(h['seconds'] for h in history):.0f} s)")
@@ -118,7 +119,7 @@ def info(model_dir, as_json):
                             for k, v in last.items() if k not in ("epoch", "seconds"))
         click.echo(f"metrics:  {metrics}  (epoch {last['epoch']})")
     argv = config_argv(config)
-    click.echo(f"command:  aigc-keras train {run['family']} --model-dir {md.path} {' '.join(argv)}")
+    click.echo(f"command:  aigc-keras train {record['family']} --model-dir {md.path} {' '.join(argv)}")
     if md.model.exists():
         click.echo(f"model:    {md.model} ({md.model.stat().st_size / 1e6:.1f} MB)")
 

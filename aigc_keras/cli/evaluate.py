@@ -9,9 +9,10 @@ import click
 from click.core import ParameterSource
 
 from .. import families, fileio
+from ..commands import SEED
 from ..console import import_tensorflow_quietly
 from ..errors import AigcError, reason
-from .options import SEED
+from ..folders import METRICS_FILE
 
 
 def _family_options() -> dict:
@@ -60,10 +61,10 @@ def _evaluate_command():
             what = f"the entry {reason(e)}" if isinstance(e, KeyError) else "entries of the right kind"
             raise AigcError(f"{source.folder}/metadata.json lacks what evaluate needs ({what}): export the model "
                             "again") from None
-        fileio.write_json(source.folder / "metrics.json", report)
+        fileio.write_json(source.folder / METRICS_FILE, report)
         click.echo(json.dumps(report, indent=2) if as_json else table)
         if not as_json:
-            click.echo(f"wrote {source.folder / 'metrics.json'}")
+            click.echo(f"wrote {source.folder / METRICS_FILE}")
 
     for option in reversed(list(OPTIONS.values())):
         evaluate = option(evaluate)

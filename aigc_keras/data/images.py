@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..config import IMAGE_SPECS
-from ..errors import AigcError
+from ..errors import AigcError, arg
 from .idx import read_idx
 from .pipeline import shuffled_epochs, single_threaded
 from .tfds_source import load_tfds
@@ -71,7 +71,7 @@ class ImageData:
         if steps < 1:
             raise AigcError(
                 f"{self.spec}: {self.num_examples} images are fewer than one step needs "
-                f"({global_batch_size * (per_step or 1)}); lower --batch-size"
+                f"({global_batch_size * (per_step or 1)}); lower {arg('batch_size')}"
             )
         return steps
 
@@ -164,17 +164,27 @@ def _embedded_mnist(spec: str) -> ImageData:
     return _from_arrays(spec, images, labels, [str(d) for d in range(10)])
 
 
-def _from_arrays(spec, images: np.ndarray, labels: np.ndarray | None, class_names=None) -> ImageData:
-    """Check shapes and dtypes of in-memory arrays and wrap them as `ImageData`."""
+def uint8_images(images, what: str = "images") -> np.ndarray:
+    """Image arrays [N, H, W] or [N, H, W, 1|3], uint8 or float in [0, 1] or [-1, 1], as uint8
+    [N, H, W, C]: the one rule for every array a user gives (an .npz, or `fit`'s x)."""
+    images = np.asarray(images)
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise AigcError(
-            f"{spec}: images must be [N, H, W] or [N, H, W, 1|3], got shape {list(images.shape)}"
-        )
+        raise AigcError(f"{what}: images must be [N, H, W] or [N, H, W, 1|3], got shape {list(images.shape)}")
     if len(images) == 0:
-        raise AigcError(f"{spec}: no images")
-    images = _to_uint8(spec, images)
+        raise AigcError(f"{what}: no images")
+    return _to_uint8(what, images)
+
+
+def from_arrays(images, labels=None, class_names=None, spec: str = "arrays") -> ImageData:
+    """In-memory images (see `uint8_images`) and optional integer labels as `ImageData`."""
+    return _from_arrays(spec, np.asarray(images), None if labels is None else np.asarray(labels), class_names)
+
+
+def _from_arrays(spec, images: np.ndarray, labels: np.ndarray | None, class_names=None) -> ImageData:
+    """Check shapes and dtypes of in-memory arrays and wrap them as `ImageData`."""
+    images = uint8_images(images, spec)
     if labels is None:
         labels = np.zeros(len(images), np.int32)
         class_names = []

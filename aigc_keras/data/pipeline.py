@@ -34,17 +34,17 @@ def shuffled_epochs(examples: tf.data.Dataset, num_examples: int, global_batch_s
 def single_threaded(ds: tf.data.Dataset) -> tf.data.Dataset:
     """`ds` on one private thread, without autotuning.
 
-    With tf.data's default threading, `fit` on 2 CPU cores ran at half speed in a third of the
-    runs (312 against 624-760 img/s). The pipelines here only slice cached arrays and scale
-    them: one thread gives thousands of batches/s.
+    With tf.data's default threading, `fit` on a 2-core CPU often ran at half speed (the pipeline's
+    threads compete with the model's). The pipelines here only slice cached arrays and scale
+    them: one thread is more than enough.
     """
     options = tf.data.Options()
     options.autotune.enabled = False
     options.threading.private_threadpool_size = 1
     options.threading.max_intra_op_parallelism = 1
-    # tf.data's default graph rewrites, run when an iterator opens, copied the examples into every
-    # epoch of `shuffled_epochs`'s concatenation (48 MB per MNIST epoch: 1,000 epochs ran out of
-    # 24 GB); the pipelines here need none of them.
+    # tf.data's default graph rewrites, run when an iterator opens, copy the examples into every epoch
+    # of `shuffled_epochs`'s concatenation (memory then grows with the epochs); the pipelines here need
+    # none of them.
     options.experimental_optimization.apply_default_optimizations = False
     # Multi-worker: every worker builds the same pipeline and keeps its slice of each global batch.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

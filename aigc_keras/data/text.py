@@ -22,10 +22,12 @@ import numpy as np
 import tensorflow as tf
 
 from ..config import TEXT_SPECS
-from ..errors import AigcError
+from ..errors import AigcError, arg
 from ..fileio import entry_kind
 from .pipeline import shuffled_epochs, single_threaded
 from .tfds_source import load_tfds
+
+TEXT_KINDS = ("shakespeare", "text")  # the specs that only text takes (tfds: serves images and text)
 
 
 @dataclasses.dataclass
@@ -68,9 +70,9 @@ class TokenWindows:
         """Whole batches in one pass (at least one, else a one-line error)."""
         steps = len(self.windows) // global_batch_size
         if steps < 1:
-            raise AigcError(f"{self.spec}: {len(self.windows)} training windows of --seq-len {self.seq_len} + 1 "
-                            f"tokens are fewer than one batch ({global_batch_size}); lower --batch-size or "
-                            "--seq-len, or use more text")
+            raise AigcError(f"{self.spec}: {len(self.windows)} training windows of {arg('seq_len')} {self.seq_len} "
+                            f"+ 1 tokens are fewer than one batch ({global_batch_size}); lower "
+                            f"{arg('batch_size')} or {arg('seq_len')}, or use more text")
         return steps
 
     def batches(self, global_batch_size: int, seed: int, num_epochs: int, start_epoch: int = 0,

@@ -8,8 +8,9 @@ import sys
 
 import click
 
-from ..cli.common import (
+from ..commands import (
     IMAGE_EVALUATE_OPTIONS,
+    FiniteFloat,
     batch_option,
     epilog,
     export_command,
@@ -19,22 +20,22 @@ from ..cli.common import (
     train_command,
     write_images,
 )
-from ..cli.options import FiniteFloat
 from ..errors import AigcError
 from ..imaging import check_output_name
 from ..inputs import CHUNK
-from .config import EXPORT_SAMPLERS, SAMPLERS, DiffusionConfig
+from .config import DEFAULT_STEPS, EXPORT_SAMPLERS, SAMPLERS, DiffusionConfig, check_eta, default_sampler
 
 GIF_FRAMES = 60
+DEFAULT_SAMPLER = f"[default: {default_sampler('eps')} for DDPM, {default_sampler('flow')} for flow]"
+DEFAULT_STEPS_HELP = "[default: " + ", ".join(f"{n} for {s}" for s, n in DEFAULT_STEPS.items()) + ", T for ddpm]"
 
 SAMPLER_OPTIONS = {
     "sampler": click.option(
         "--sampler", type=click.Choice(SAMPLERS),
-        help="diffusion: DDPM models: ddpm (ancestral), ddim or dpm++ (DPM-Solver++(2M)); flow models: euler "
-             "or heun [default: ddim for DDPM, heun for flow]"),
+        help=f"diffusion: DDPM models: ddpm (ancestral), ddim or dpm++ (DPM-Solver++(2M)); flow models: euler "
+             f"or heun {DEFAULT_SAMPLER}"),
     "steps": click.option("--steps", type=click.IntRange(min=1),
-                          help="diffusion: sampling steps [default: 50 for ddim and dpm++, T for ddpm, 25 for "
-                               "euler, 12 for heun]"),
+                          help=f"diffusion: sampling steps {DEFAULT_STEPS_HELP}"),
     "eta": click.option("--eta", type=FiniteFloat(0.0, 1.0), help="diffusion: DDIM noise: 0 deterministic (the "
                                                                    "default), 1 DDPM's variance"),
     "guidance": click.option("--guidance", type=FiniteFloat(0.0, 100.0),
@@ -42,6 +43,42 @@ SAMPLER_OPTIONS = {
                                   "unconditional, 1 = none)"),
 }
 EVALUATE_OPTIONS = {**IMAGE_EVALUATE_OPTIONS, **SAMPLER_OPTIONS}
+
+
+def draw(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, progress) -> None:
+    """`sample diffusion`: the picture (and the GIF of the grid from noise to image), with a bar."""
+    check_output_name(out)
+    if sampler is not None:
+        check_eta(sampler, eta)  # before the model loads
+    if gif is not None:
+        check_output_name(gif, "--gif", (".gif",))
+        if num > CHUNK:
+            raise AigcError(f"--gif animates one grid of at most {CHUNK} images: lower --num")
+    family, model = load_for_sampling(model_dir, "diffusion")
+    from ..imaging import grid, save_gif, to_uint8
+    from .pipeline import resolve
+
+    sampling = resolve(model, sampler, steps, eta, guidance)
+    rows = sampling.evaluations * math.ceil(num / CHUNK)  # network calls, over every chunk
+    columns = model.num_classes if model.num_classes and label is None else None
+    frames, bar = [], None
+    keep = {round(i * (rows - 1) / (GIF_FRAMES - 1)) for i in range(GIF_FRAMES)} if gif else set()
+
+    def on_step(i, x):
+        if i in keep:
+            frames.append(grid(to_uint8(x.clip(-1, 1)), columns))
+        if bar is not None:
+            bar.update(1)
+
+    if progress:
+        with click.progressbar(length=rows, label=f"{sampling.name} x{sampling.steps}", file=sys.stderr) as bar:
+            result = family.sample(model, num, seed, label, sampler=sampling, on_step=on_step)
+    else:
+        result = family.sample(model, num, seed, label, sampler=sampling, on_step=on_step if gif else None)
+    write_images(out, *result)
+    if gif:
+        save_gif(gif, frames)
+        click.echo(f"wrote {len(frames)} frames to {gif}")
 
 
 def commands(name: str = "diffusion") -> dict:
@@ -67,40 +104,7 @@ def commands(name: str = "diffusion") -> dict:
     @click.option("--progress", is_flag=True, help="run step by step with a progress bar (same result)")
     def sample(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, progress):
         """Generate images from a trained diffusion model."""
-        check_output_name(out)
-        if gif is not None:
-            check_output_name(gif, "--gif", (".gif",))
-        if eta and sampler not in (None, "ddim"):
-            raise AigcError("--eta applies to --sampler ddim only")
-        if gif is not None and num > CHUNK:
-            raise AigcError(f"--gif animates one grid of at most {CHUNK} images: lower --num")
-        family, model = load_for_sampling(model_dir, "diffusion")
-        from ..imaging import grid, save_gif, to_uint8
-        from .family import checked_sampler
-        from .pipeline import evaluations
-
-        chosen, sampler, steps = checked_sampler(model, sampler, steps, eta or 0.0, guidance)
-        rows = evaluations(chosen, steps) * math.ceil(num / CHUNK)  # network calls, over every chunk
-        columns = model.num_classes if model.num_classes and label is None else None
-        frames, bar = [], None
-        keep = {round(i * (rows - 1) / (GIF_FRAMES - 1)) for i in range(GIF_FRAMES)} if gif else set()
-
-        def on_step(i, x):
-            if i in keep:
-                frames.append(grid(to_uint8(x.clip(-1, 1)), columns))
-            if bar is not None:
-                bar.update(1)
-
-        options = dict(sampler=sampler, steps=steps, eta=eta or 0.0, guidance=guidance)
-        if progress:
-            with click.progressbar(length=rows, label=f"{sampler} x{steps}", file=sys.stderr) as bar:
-                result = family.sample(model, num, seed, label, **options, on_step=on_step)
-        else:
-            result = family.sample(model, num, seed, label, **options, on_step=on_step if gif else None)
-        write_images(out, *result)
-        if gif:
-            save_gif(gif, frames)
-            click.echo(f"wrote {len(frames)} frames to {gif}")
+        draw(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, progress)
 
     export = export_command(
         "diffusion", name,
@@ -111,8 +115,7 @@ def commands(name: str = "diffusion") -> dict:
                       help="sampling steps inside the exported generate signature [default: the sampler's, as for "
                            "sample]"),
          click.option("--sampler", type=click.Choice(EXPORT_SAMPLERS),
-                      help="sampler inside generate (deterministic: noise is the only input) [default: ddim for "
-                           "DDPM, heun for flow]"),
+                      help=f"sampler inside generate (deterministic: noise is the only input) {DEFAULT_SAMPLER}"),
          batch_option("images")],
     )
     return {"train": train, "sample": sample, "export": export}

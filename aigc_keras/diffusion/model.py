@@ -6,17 +6,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..networks import OneOptimizer, ema_copy
+from ..imaging import to_uint8
+from ..inputs import in_chunks, noise_and_labels
+from ..networks import ImageModel, OneOptimizer, ema_copy, pixels
 from ..precision import training_step
 from ..training.distributed import apply_gradients, replica_noise, update_ema
-from .config import OBJECTIVES
+from .config import OBJECTIVES, DiffusionConfig
 from .schedules import NoiseSchedule
+
+DEFAULTS = DiffusionConfig()  # the one home of every default: the class's are the CLI's
 
 FLOW_TIME_SCALE = 1000.0  # a flow's t in [0, 1] is shown to the network as 1000 t, the range of DDPM's steps
 
 
 @keras.saving.register_keras_serializable("aigc_keras")
-class DiffusionModel(OneOptimizer, keras.Model):
+class DiffusionModel(ImageModel, OneOptimizer, keras.Model):
     """A U-Net denoiser trained to undo noise: DDPM (Ho et al., 2020, Algorithm 1) or rectified flow.
 
     DDPM (`objective` eps or v): each `train_step` draws t ~ U{0..T-1} and eps ~ N(0, I) per image,
@@ -27,15 +31,18 @@ class DiffusionModel(OneOptimizer, keras.Model):
     al. 2022, Lipman et al. 2023): t in [0, 1] uniform or logit-normal (SD3, Esser et al. 2024),
     x_t = (1 - t) x_0 + t eps, and the network regresses the velocity v = eps - x_0.
 
-    The loss is a mean squared error averaged over the global batch. A conditional model replaces
-    the label by the null class with probability `label_dropout`, so one network also learns the
-    unconditional prediction that classifier-free guidance needs. With `ema_momentum`, an
-    exponential moving average of the network is kept for sampling and export.
+    The loss is a mean squared error averaged over the global batch of images (uint8, or floats in
+    [-1, 1]). A conditional model trains on (images, labels) and replaces the label by the null class
+    with probability `label_dropout`, so one network also learns the unconditional prediction that
+    classifier-free guidance needs. With `ema_momentum`, an exponential moving average of the network
+    is kept for sampling and export.
     """
 
-    def __init__(self, network, schedule="linear", timesteps=1000, objective="eps", label_dropout=0.1,
-                 ema_momentum=None, seed=0, time_sampling="uniform", loss_weighting="none", min_snr_gamma=5.0,
-                 prediction=None, **kwargs):
+    def __init__(self, network, schedule=DEFAULTS.schedule, timesteps=DEFAULTS.timesteps,
+                 objective=DEFAULTS.objective, label_dropout=DEFAULTS.label_dropout,
+                 ema_momentum=DEFAULTS.ema_momentum if DEFAULTS.ema else None, seed=DEFAULTS.seed,
+                 time_sampling=DEFAULTS.time_sampling, loss_weighting=DEFAULTS.loss_weighting,
+                 min_snr_gamma=DEFAULTS.min_snr_gamma, prediction=None, **kwargs):
         super().__init__(**kwargs)
         objective = prediction or objective  # models saved before `objective` called it `prediction`
         if objective not in OBJECTIVES:
@@ -86,16 +93,48 @@ class DiffusionModel(OneOptimizer, keras.Model):
         """The network used for sampling and export: the EMA copy when there is one."""
         return self.ema_network if self.ema_network is not None else self.network
 
-    def compile(self, optimizer, **kwargs):
-        super().compile(optimizer=optimizer, **kwargs)
-        # Built eagerly: built lazily inside a replica step it fails under tf.distribute.
-        optimizer.build(self.network.trainable_variables)
+    @property
+    def optimizer_variables(self):
+        """What the optimizer updates: the network, not its EMA copy."""
+        return self.network.trainable_variables
 
     def call(self, inputs, training=False):
         return self.denoiser(inputs, training=False)
 
+    def generate(self, num: int = 16, seed: int = 0, labels=None, sampler=None, steps: int | None = None,
+                 guidance: float | None = None, eta: float | None = None, on_step=None) -> np.ndarray:
+        """uint8 images [num, H, W, C] from x_T ~ N(0, I) drawn by NumPy's generator seeded by `seed`
+        (the numbers an app feeds the export's `generate`), in chunks of `inputs.CHUNK`.
+
+        `sampler` is a sampler's name (ddpm, ddim, dpm++ for DDPM models; euler, heun for flows; default:
+        the objective's) or what `pipeline.resolve` made; `steps` defaults to the sampler's; `guidance`
+        is the classifier-free guidance weight and `labels` one class for all, one per image, or every
+        class in turn (conditional models). The loop is one graph, the one the export embeds; with
+        `on_step(i, x)` it runs step by step instead (progress bars, animation frames), with the same result.
+        """
+        from .pipeline import Sampling, compiled_generate, generate_steps, resolve
+
+        sampling = sampler if isinstance(sampler, Sampling) else resolve(self, sampler, steps, eta, guidance)
+        noise, labels = noise_and_labels(num, self.image_shape, seed, self.num_classes, labels)
+        guidance_t = None if sampling.guidance is None else tf.constant(sampling.guidance, tf.float32)
+        loop = compiled_generate(self, sampling)
+
+        def draw(noise, labels, k):  # chunk k's step noise (stochastic samplers) comes from seed + k
+            labels_t = None if labels is None else tf.constant(labels)
+            if on_step is None:
+                x = loop(tf.constant(noise), labels_t, guidance_t, tf.constant(seed + k, tf.int64))
+            else:
+                x = generate_steps(self, sampling.method, sampling.steps, noise, labels_t, guidance_t, seed + k,
+                                   on_step)
+            return to_uint8(x)
+
+        return in_chunks(draw, noise, labels)
+
     def train_step(self, data):
-        x0, labels = data
+        images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if self.num_classes and labels is None:
+            raise ValueError("a conditional diffusion model trains on (images, labels): pass the labels to fit")
+        x0 = pixels(images)
         batch = tf.shape(x0)[0]
         step = tf.convert_to_tensor(training_step(self.optimizer))
         u = replica_noise("uniform", batch, [], self.seed, step, salt=0)
@@ -154,7 +193,7 @@ class DiffusionModel(OneOptimizer, keras.Model):
         cond, uncond = both[:n], both[n:]
         return uncond + guidance * (cond - uncond)
 
-    def predict(self, kind: str, x, t, labels=None, guidance=None):
+    def model_output(self, kind: str, x, t, labels=None, guidance=None):
         """The sampler's quantity `kind` ("eps" or "velocity", see `predictions`) at (x, t)."""
         if kind not in self.predictions:
             raise ValueError(f"a model trained with objective {self.objective!r} predicts {self.predictions[0]}, "
@@ -188,7 +227,7 @@ class DiffusionModel(OneOptimizer, keras.Model):
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_saved_config(cls, config):
         config = dict(config)
         config["network"] = keras.saving.deserialize_keras_object(config["network"])
         return cls(**config)

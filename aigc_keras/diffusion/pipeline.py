@@ -1,28 +1,69 @@
 """The sampling pipeline: a trained denoiser + a sampler -> images.
 
-`generate_fn` builds the whole N-step loop as one graph (a `tf.while_loop`), which is what the
-CLI runs (through `compiled_generate`, traced once per model and sampler) and what the LiteRT
-export embeds. `generate_steps` runs the same step function once
-per step from Python, for a progress bar and for GIF frames.
+`resolve` turns what a user asks for (a sampler's name, its steps, eta, guidance) into a checked
+`Sampling`, once. `generate_fn` builds the whole N-step loop as one graph (a `tf.while_loop`), which
+is what `DiffusionModel.generate` runs (through `compiled_generate`, traced once per model and
+sampling) and what the LiteRT export embeds. `generate_steps` runs the same step function once per
+step from Python, for a progress bar and for GIF frames.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
-from .model import DiffusionModel
-from .samplers import Sampler
+from ..errors import AigcError, arg
+from ..limits import check_fits
+from .config import DEFAULT_STEPS, check_eta, check_sampler, default_sampler
+from .samplers import Sampler, make_sampler
+
+STEP_BYTES = 64  # the time grid's tables per sampler step (several float64 and float32 copies)
 
 
-def step_fn(model: DiffusionModel, sampler: Sampler):
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """A checked choice of sampler for one model: `method` steps on its grid of `steps` steps."""
+
+    name: str
+    method: Sampler
+    steps: int
+    eta: float
+    guidance: float | None
+
+    @property
+    def evaluations(self) -> int:
+        """Network evaluations of the whole loop (rows of the grid): twice the steps for Heun."""
+        return evaluations(self.method, self.steps)
+
+
+def resolve(model, sampler: str | None = None, steps: int | None = None, eta: float | None = None,
+            guidance: float | None = None) -> Sampling:
+    """The `Sampling` of `model` for a sampler's name (default: its objective's), its steps (default:
+    the sampler's, at most T), DDIM's `eta` and the guidance weight, each checked in one line."""
+    if guidance is not None and not model.num_classes:
+        raise AigcError(f"{arg('guidance')} needs a conditional model (train with {arg('conditional')})")
+    name = sampler or default_sampler(model.objective)
+    check_eta(name, eta)
+    check_sampler(model.objective, name)
+    if name == "ddpm":
+        steps = steps or model.schedule.timesteps
+    elif not steps:
+        steps = DEFAULT_STEPS[name] if model.objective == "flow" else min(DEFAULT_STEPS[name], model.schedule.timesteps)
+    check_fits(arg("steps"), steps, STEP_BYTES, "for the sampler's time grid")
+    method = make_sampler(name, model.schedule, eta or 0.0)
+    method.timesteps(steps)  # refuses steps outside the grid
+    return Sampling(name, method, steps, float(eta or 0.0), guidance)
+
+
+def step_fn(model, sampler: Sampler):
     """One row of the sampler's grid: (x_t, t, t_prev, noise, state, labels, guidance) -> (x_prev, state).
     The model gives the quantity the sampler asks for (`sampler.prediction`)."""
 
     def step(x, t, t_prev, noise, state, labels=None, guidance=None):
-        prediction = model.predict(sampler.prediction, x, t, labels, guidance)
+        prediction = model.model_output(sampler.prediction, x, t, labels, guidance)
         return sampler.step(prediction, t, t_prev, x, noise, state)
 
     return step
@@ -38,7 +79,7 @@ def _step_noise(x, seed, i):
     return tf.random.stateless_normal(tf.shape(x), seed=tf.stack([tf.cast(seed, tf.int32), i]))
 
 
-def generate_fn(model: DiffusionModel, sampler: Sampler, num_steps: int) -> Callable:
+def generate_fn(model, sampler: Sampler, num_steps: int) -> Callable:
     """fn(noise, labels=None, guidance=None, seed=0) -> x_0, all `num_steps` steps in one graph.
 
     Deterministic samplers use no random op (so the graph converts to LiteRT builtins); the
@@ -63,17 +104,18 @@ def generate_fn(model: DiffusionModel, sampler: Sampler, num_steps: int) -> Call
     return generate
 
 
-def compiled_generate(model: DiffusionModel, key: tuple, sampler: Sampler, num_steps: int) -> Callable:
-    """`generate_fn` as one `tf.function`, kept with the model under `key` (the sampler's name, steps
-    and eta), so that sampling again (each epoch's preview, `evaluate`'s chunks) reuses the traced
-    graph. Call it with tensors only: a Python number would trace the graph again for each value."""
+def compiled_generate(model, sampling: Sampling) -> Callable:
+    """`generate_fn` as one `tf.function`, kept with the model for its sampler, steps and eta, so that
+    sampling again (each epoch's preview, `evaluate`'s chunks) reuses the traced graph. Call it with
+    tensors only: a Python number would trace the graph again for each value."""
     cache = model.__dict__.setdefault("_compiled_generate", {})  # plain attribute: not a Keras-tracked one
+    key = (sampling.name, sampling.steps, sampling.eta)
     if key not in cache:
-        cache[key] = tf.function(generate_fn(model, sampler, num_steps), reduce_retracing=True)
+        cache[key] = tf.function(generate_fn(model, sampling.method, sampling.steps), reduce_retracing=True)
     return cache[key]
 
 
-def generate_steps(model: DiffusionModel, sampler: Sampler, num_steps: int, noise, labels=None,
+def generate_steps(model, sampler: Sampler, num_steps: int, noise, labels=None,
                    guidance=None, seed: int = 0, on_step: Callable[[int, np.ndarray], None] | None = None):
     """The same computation as `generate_fn`, one compiled step per Python iteration.
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from ..errors import AigcError, arg
 from .config import SAMPLERS
 from .schedules import NoiseSchedule
 
@@ -47,7 +48,7 @@ class Sampler:
         """`num_steps` steps spread evenly from T-1 down to 0 (the first step is pure noise)."""
         total = self.schedule.timesteps
         if not 1 <= num_steps <= total:
-            raise ValueError(f"--steps must be in 1..{total}, got {num_steps}")
+            raise AigcError(f"{arg('steps')} must be in 1..{total}, got {num_steps}")
         t = np.round(np.linspace(total - 1, 0, num_steps)).astype(np.int32)
         return t, np.append(t[1:], -1).astype(np.int32)
 
@@ -155,7 +156,7 @@ class EulerSampler:
 
     def timesteps(self, num_steps: int):
         if num_steps < 1:
-            raise ValueError(f"--steps must be >= 1, got {num_steps}")
+            raise AigcError(f"{arg('steps')} must be >= 1, got {num_steps}")
         t = np.linspace(1.0, 0.0, num_steps + 1).astype(np.float32)
         return t[:-1], t[1:]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SCHEDULES = ("linear", "cosine")
+from .config import SCHEDULES
 
 
 class NoiseSchedule:
@@ -33,19 +33,3 @@ class NoiseSchedule:
             f = np.cos((np.arange(t + 1, dtype=np.float64) / t + s) / (1 + s) * np.pi / 2) ** 2
             self.betas = np.clip(1.0 - f[1:] / f[:-1], 0.0, 0.999)
         self.alphas_cumprod = np.cumprod(1.0 - self.betas)
-
-    def alpha_bar(self, t):
-        """alpha_bar at integer steps t; t = -1 means "no noise" (alpha_bar = 1)."""
-        padded = np.concatenate([[1.0], self.alphas_cumprod])
-        return padded[np.asarray(t) + 1]
-
-    def q_sample(self, x0, t, eps):
-        """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, for a batch of steps t [N].
-
-        Works on NumPy arrays and on tensors (the coefficients are gathered as constants).
-        """
-        import tensorflow as tf
-
-        alpha_bar = tf.gather(tf.constant(self.alphas_cumprod, tf.float32), t)
-        alpha_bar = tf.reshape(alpha_bar, [-1] + [1] * (len(x0.shape) - 1))
-        return tf.sqrt(alpha_bar) * x0 + tf.sqrt(1.0 - alpha_bar) * eps

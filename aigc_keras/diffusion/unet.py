@@ -18,8 +18,11 @@ import math
 import keras
 from keras import layers, ops
 
-from ..errors import AigcError
+from ..errors import AigcError, arg
 from ..networks import ConfigNetwork
+from .config import DiffusionConfig
+
+DEFAULTS = DiffusionConfig()
 
 
 @keras.saving.register_keras_serializable("aigc_keras")
@@ -50,8 +53,8 @@ def check_image_size(image_shape, levels: int, patch: int = 1) -> None:
     factor = 2 ** (levels - 1) * patch
     if height % factor or width % factor:
         raise AigcError(
-            f"a {levels}-level U-Net with --patch {patch} needs height and width divisible by {factor}, got "
-            f"{height}x{width}; change --levels or --patch"
+            f"a {levels}-level U-Net with {arg('patch')} {patch} needs height and width divisible by {factor}, "
+            f"got {height}x{width}; change {arg('levels')} or {arg('patch')}"
         )
 
 
@@ -99,8 +102,9 @@ class UNet(ConfigNetwork):
 
     config_keys = ("image_shape", "base_filters", "levels", "res_blocks", "attention", "num_classes", "patch")
 
-    def __init__(self, image_shape, base_filters=32, levels=3, res_blocks=1, attention=True, num_classes=0,
-                 patch=1, **kwargs):
+    def __init__(self, image_shape, base_filters=DEFAULTS.base_filters, levels=DEFAULTS.levels,
+                 res_blocks=DEFAULTS.res_blocks, attention=DEFAULTS.attention, num_classes=0, patch=DEFAULTS.patch,
+                 **kwargs):
         image_shape = tuple(image_shape)
         check_image_size(image_shape, levels, patch)
         filters = level_filters(base_filters, levels)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import AigcError
+from ..errors import AigcError, arg
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 RUNTIME_COPIES = 8  # activations held at once per exported example: TF, the reloaded SavedModel, two LiteRT APIs,
@@ -22,7 +22,7 @@ def metadata_problem(metadata, runnable: bool = True) -> str | None:
     if not isinstance(family, str) or family not in (*families.NAMES, *families.ALIASES):
         return "its metadata.json names no model family"
     if not isinstance(metadata.get("files"), dict) or (runnable and "tflite" not in metadata["files"]):
-        return "it has no model.tflite: export it with --tflite"
+        return f"it has no model.tflite: export it with {arg('tflite')}"
     signatures = metadata.get("signatures")
     tensors_ok = isinstance(signatures, dict) and signatures and all(
         isinstance(spec, dict) and all(isinstance(spec.get(side), dict) and all(
@@ -35,9 +35,9 @@ def metadata_problem(metadata, runnable: bool = True) -> str | None:
 
 def check_options(tflite: bool, quantize: str) -> None:
     if quantize not in QUANTIZATIONS:
-        raise AigcError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}")
+        raise AigcError(f"{arg('quantize')} must be one of {', '.join(QUANTIZATIONS)}")
     if quantize != "none" and not tflite:
-        raise AigcError("--quantize applies to the LiteRT file: add --tflite")
+        raise AigcError(f"{arg('quantize')} applies to the LiteRT file: add {arg('tflite')}")
 
 
 def export_trained(family_name: str, model_dir: str | Path, out_dir: str | Path, tflite: bool = True,
@@ -58,18 +58,18 @@ def export_trained(family_name: str, model_dir: str | Path, out_dir: str | Path,
     family_name = canonical(family_name)
     family = get_family(family_name)
     if quantize == "int8" and family.int8_refusal:
-        raise AigcError(f"--quantize int8 is not available for {family_name} models: {family.int8_refusal}")
+        raise AigcError(f"{arg('quantize')} int8 is not available for {family_name} models: {family.int8_refusal}")
     md = ModelDir(model_dir)
     model = md.load_model(family_name)
     if "batch" in options:
-        check_fits("--batch", options["batch"], RUNTIME_COPIES * activation_bytes(model), "of activations")
-    run = md.run()
-    tracked, endpoints, metadata = family.export_spec(model, run, **options)
-    metadata = {"family": family_name, "source": str(md.path), "data_fingerprint": run["data"].get("fingerprint"),
+        check_fits(arg("batch"), options["batch"], RUNTIME_COPIES * activation_bytes(model), "of activations")
+    record = md.record()
+    tracked, endpoints, metadata = family.export_spec(model, record, **options)
+    metadata = {"family": family_name, "source": str(md.path), "data_fingerprint": record["data"].get("fingerprint"),
                 **metadata}
     calibration = None
     if quantize == "int8":
         pairs = family.calibration(model, md.config(family_name), endpoints)
         calibration = lambda: iter(pairs)  # noqa: E731  (the converter calls it for a fresh iterator)
     return export_bundle(tracked, endpoints, out_dir, tflite, quantize, metadata, family.export_tolerance, force,
-                         calibration, lambda runner, meta: family.export_quality(model, run, runner, meta))
+                         calibration, lambda litert, meta: family.export_quality(model, record, litert, meta))

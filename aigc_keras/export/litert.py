@@ -17,10 +17,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .. import __version__, fileio
+from .. import fileio
 from ..console import quiet_stderr
-from ..errors import AigcError, reason
-from ..folders import EXPORT, check_folder, staged_folder
+from ..errors import AigcError, arg, reason
+from ..folders import EXPORT, METADATA_FILE, SAVED_MODEL, TFLITE_FILE, check_folder, staged_folder
+from ..version import versions
 from .runtime import APIS, LiteRTModel, boundary_problems
 
 TOLERANCE = 1e-4  # max |LiteRT - TF| of a float32 file's float outputs
@@ -71,7 +72,7 @@ def export_bundle(model: keras.Model, endpoints: list[Endpoint], out_dir: str | 
     """
     check_folder(out_dir, EXPORT, force)
     with staged_folder(out_dir, EXPORT) as stage:
-        saved = stage / "saved_model"
+        saved = stage / SAVED_MODEL
         try:
             reference = _write_saved_model(model, endpoints, saved)
         except tf.errors.OpError as e:  # TensorFlow's own file writes (a full disk, a size limit)
@@ -79,14 +80,14 @@ def export_bundle(model: keras.Model, endpoints: list[Endpoint], out_dir: str | 
         meta = {
             **metadata,
             "signatures": {ep.name: ep.spec() for ep in endpoints},
-            "files": {"saved_model": "saved_model"},
-            "versions": {"aigc_keras": __version__, "tensorflow": tf.__version__, "keras": keras.__version__},
+            "files": {"saved_model": SAVED_MODEL},
+            "versions": versions(),
         }
         if tflite:
             blob = convert_to_litert(saved, [ep.name for ep in endpoints], quantize, calibration)
-            (stage / "model.tflite").write_bytes(blob)
+            (stage / TFLITE_FILE).write_bytes(blob)
             interpreter, diffs, runtime_diffs = _litert_parity(blob, endpoints, reference, quantize, tolerance)
-            meta["files"].update({"tflite": "model.tflite", "tflite_bytes": len(blob)})
+            meta["files"].update({"tflite": TFLITE_FILE, "tflite_bytes": len(blob)})
             if quantize != "none" and quality is not None:
                 meta["quality"] = _quality(quality, interpreter, meta, quantize)
             meta["quantize"] = quantize
@@ -96,7 +97,7 @@ def export_bundle(model: keras.Model, endpoints: list[Endpoint], out_dir: str | 
                 "max_abs_diff": diffs,
                 "checked_on": {ep.name: len(ep.examples) for ep in endpoints},
             }
-        fileio.write_json(stage / "metadata.json", meta)
+        fileio.write_json(stage / METADATA_FILE, meta)
     return meta
 
 
@@ -160,7 +161,7 @@ def convert_to_litert(saved_model: Path, signature_keys: list[str], quantize: st
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif quantize == "int8":
         if calibration is None:
-            raise AigcError("--quantize int8 needs calibration data from the model's training data")
+            raise AigcError(f"{arg('quantize')} int8 needs calibration data from the model's training data")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = calibration
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -189,8 +190,8 @@ def _quality(quality, interpreter, meta: dict, quantize: str) -> dict:
               "collapsed": bool(result["collapsed"])}
     warnings = []
     if result["collapsed"]:
-        warnings.append(f"--quantize {quantize} lost quality: {result['metric']} {result['litert']:.4g} in LiteRT "
-                        f"against {result['keras']:.4g} for the Keras model; prefer a milder --quantize")
+        warnings.append(f"{arg('quantize')} {quantize} lost quality: {result['metric']} {result['litert']:.4g} in "
+                        f"LiteRT against {result['keras']:.4g} for the Keras model; prefer a milder {arg('quantize')}")
     return {"measured": True, **result, "warnings": warnings}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli.common import (
+from ..commands import (
     IMAGE_EVALUATE_OPTIONS,
     batch_option,
     epilog,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import tensorflow as tf
 
 from ..export.litert import Endpoint, uint8_images
-from ..imaging import grid, to_uint8
-from ..inputs import in_chunks, noise_and_labels
-from ..training.family import ImageFamily, data_epochs, load_image_data
+from ..imaging import grid
+from ..inputs import noise_and_labels
+from ..training.family import ImageFamily, data_epochs
 from .config import GANConfig
 from .model import GAN
 from .networks import Discriminator, Generator, upsampling_plan
@@ -17,12 +17,11 @@ CALIBRATION_DRAWS = 64
 
 class GANFamily(ImageFamily):
     name = "gan"
-    config_class = GANConfig
     int8_refusal = None
     noise_input = "z"
 
-    def load_data(self, config: GANConfig):
-        return load_image_data(config, upsampling_plan)
+    def check_image_shape(self, config: GANConfig, image_shape) -> None:
+        upsampling_plan(image_shape)
 
     def steps_per_epoch(self, config: GANConfig, data_info: dict) -> int:
         return config.steps_per_epoch or max(data_info["num_examples"] // (config.batch_size * config.n_critic), 1)
@@ -51,24 +50,14 @@ class GANFamily(ImageFamily):
         )
         return gan
 
-    def sample(self, model: GAN, num: int, seed: int, label: int | None = None):
-        """(uint8 images [N, H, W, C], labels or None, grid columns) from a trained GAN."""
-        num_classes = model.generator.num_classes
-        z, labels = noise_and_labels(num, [model.generator.latent_dim], seed, num_classes, label,
-                                     model.generator.image_shape)
-        images = in_chunks(lambda z, y, _: to_uint8(model.generate(tf.constant(z), None if y is None else
-                                                                   tf.constant(y))), z, labels)
-        columns = num_classes if num_classes and label is None else None
-        return images, labels, columns
-
     def preview(self, model: GAN, config: GANConfig, data_info: dict):
         num = 10 * model.generator.num_classes if model.conditional else 64
         images, _, columns = self.sample(model, num, config.seed)
         return grid(images, columns)
 
-    def export_spec(self, model: GAN, run: dict, batch: int = 1):
+    def export_spec(self, model: GAN, record: dict, batch: int = 1):
         """`generate` for `batch` images per call (a fixed size: LiteRT's CompiledModel API needs one)."""
-        generator = model.sampler
+        generator = model.sampling_generator
         latent_dim, num_classes = generator.latent_dim, generator.num_classes
         z_spec = tf.TensorSpec([batch, latent_dim], tf.float32, name="z")
 
@@ -100,18 +89,18 @@ class GANFamily(ImageFamily):
             "image_shape": list(generator.image_shape),
             "conditional": bool(num_classes),
             "num_classes": num_classes,
-            "class_names": run["data"]["class_names"] if num_classes else [],
+            "class_names": record["data"]["class_names"] if num_classes else [],
             "ema": model.ema_generator is not None,
-            "config": run["config"],
+            "config": record["config"],
         }
         return generator, [endpoint], metadata
 
     def calibration(self, model: GAN, config: GANConfig, endpoints):
         example = endpoints[0].examples[0]
-        batch, num_classes = len(example["z"]), model.sampler.num_classes
+        batch, num_classes = len(example["z"]), model.num_classes
         pairs = []
         for seed in range(CALIBRATION_DRAWS):
-            z, labels = noise_and_labels(batch, [model.sampler.latent_dim], seed + 100, num_classes)
+            z, labels = noise_and_labels(batch, [model.latent_dim], seed + 100, num_classes)
             pairs.append(("generate", {"z": z} if labels is None else
                           {"z": z, "label": (labels + seed) % num_classes}))
         return pairs

@@ -5,27 +5,35 @@ from __future__ import annotations
 import functools
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from ..networks import ema_copy
+from ..imaging import to_uint8
+from ..inputs import in_chunks, noise_and_labels
+from ..networks import ImageModel, ema_copy, pixels
 from ..precision import training_step
 from ..training.distributed import apply_gradients, replica_noise, update_ema
+from .config import GANConfig
 from .losses import LOSSES, d_loss_ns, gradient_penalty
+
+DEFAULTS = GANConfig()  # the one home of every default: the class's are the CLI's
 
 
 @keras.saving.register_keras_serializable("aigc_keras")
-class GAN(keras.Model):
+class GAN(ImageModel, keras.Model):
     """A generator and a discriminator trained by alternating updates.
 
-    Each `train_step` takes `n_critic` discriminator steps, each on its own real batch (the
-    data carry them stacked on axis 1), then one generator step through the updated
-    discriminator on the last critic step's fakes. Losses are averaged over the
-    global batch, so a step is the same under any number of replicas. With `ema_momentum`,
-    an exponential moving average of the generator is kept for sampling and export.
+    Each `train_step` takes `n_critic` discriminator steps, each on its own real batch, then one
+    generator step through the updated discriminator on the last critic step's fakes. A batch is
+    images [B, H, W, C] (uint8, or floats in [-1, 1]; split into `n_critic` parts) or, as the training
+    pipeline stacks them, [B, n_critic, H, W, C]; with labels [B] (or [B, n_critic]) when conditional.
+    Losses are averaged over the global batch, so a step is the same under any number of replicas.
+    With `ema_momentum`, an exponential moving average of the generator is kept for sampling and export.
     """
 
-    def __init__(self, generator, discriminator, loss="ns", label_smoothing=0.0, gp_weight=10.0,
-                 n_critic=1, ema_momentum=None, seed=0, **kwargs):
+    def __init__(self, generator, discriminator, loss=DEFAULTS.loss, label_smoothing=DEFAULTS.label_smoothing,
+                 gp_weight=DEFAULTS.gp_weight, n_critic=DEFAULTS.n_critic,
+                 ema_momentum=DEFAULTS.ema_momentum if DEFAULTS.ema else None, seed=DEFAULTS.seed, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -58,24 +66,53 @@ class GAN(keras.Model):
         return self.generator.num_classes > 0
 
     @property
-    def sampler(self) -> keras.Model:
+    def num_classes(self) -> int:
+        return self.generator.num_classes
+
+    @property
+    def image_shape(self):
+        return self.generator.image_shape
+
+    @property
+    def latent_dim(self) -> int:
+        return self.generator.latent_dim
+
+    @property
+    def sampling_generator(self) -> keras.Model:
         """The generator used for sampling and export: the EMA copy when there is one."""
         return self.ema_generator if self.ema_generator is not None else self.generator
 
-    def compile(self, d_optimizer, g_optimizer, **kwargs):
-        super().compile(optimizer=None, **kwargs)
-        self.d_optimizer = d_optimizer
-        self.g_optimizer = g_optimizer
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True, *,
+                d_optimizer=None, g_optimizer=None):
+        """Keras's `compile`, with one optimizer for each network: `d_optimizer` and `g_optimizer`, or
+        two copies of `optimizer`. (`loss` and `metrics` do not apply: the objective is `loss` of the
+        constructor.)"""
+        super().compile(optimizer=None, run_eagerly=run_eagerly, steps_per_execution=steps_per_execution,
+                        jit_compile=jit_compile, auto_scale_loss=auto_scale_loss)
+        if d_optimizer is None or g_optimizer is None:
+            optimizer = keras.optimizers.get(optimizer)
+            d_optimizer = d_optimizer or optimizer
+            g_optimizer = g_optimizer or optimizer.from_config(optimizer.get_config())
+        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
         # Built eagerly: built lazily inside a replica step they fail under tf.distribute.
-        d_optimizer.build(self.discriminator.trainable_variables)
-        g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
 
     def call(self, inputs, training=False):
-        return self.sampler(inputs, training=False)
+        return self.sampling_generator(inputs, training=False)
 
-    def generate(self, z, labels=None):
-        """Images in [-1, 1] from latent vectors (and class labels when conditional)."""
-        return self.sampler(self._inputs(z, labels), training=False)
+    def generate(self, num: int = 16, seed: int = 0, labels=None) -> np.ndarray:
+        """uint8 images [num, H, W, C] from z ~ N(0, I) drawn by NumPy's generator seeded by `seed`
+        (the numbers an app feeds the export's `generate`). `labels` (conditional models): one class
+        for all, one per image, or by default every class in turn."""
+        z, labels = noise_and_labels(num, [self.latent_dim], seed, self.num_classes, labels, self.image_shape)
+        return in_chunks(lambda z, y, _: to_uint8(self.draw(z, y)), z, labels)
+
+    def draw(self, z, labels=None):
+        """Images in [-1, 1] from latent vectors z [N, latent_dim] (and labels [N] when conditional)."""
+        labels = None if labels is None else tf.convert_to_tensor(labels, tf.int32)
+        return self.sampling_generator(self._inputs(tf.convert_to_tensor(z), labels), training=False)
 
     def _inputs(self, z_or_images, labels):
         return [z_or_images, labels] if self.conditional else z_or_images
@@ -84,8 +121,23 @@ class GAN(keras.Model):
         logits = self.discriminator(self._inputs(images, labels), training=True)
         return tf.cast(tf.squeeze(logits, -1), tf.float32)
 
+    def _updates(self, data):
+        """(real images [B, n_critic, H, W, C] in [-1, 1], labels [B, n_critic]) from a batch of `fit`."""
+        images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+        real = pixels(images)
+        k = self.n_critic
+        if real.shape.rank == 4:  # plain images: the critic steps take consecutive parts of the batch
+            usable = tf.shape(real)[0] // k * k
+            real = tf.reshape(real[:usable], [-1, k, *real.shape[1:]])
+            labels = None if labels is None else tf.reshape(labels[:usable], [-1, k])
+        if labels is None:
+            if self.conditional:
+                raise ValueError("a conditional GAN trains on (images, labels): pass the labels to fit")
+            labels = tf.zeros(tf.shape(real)[:2], tf.int32)
+        return real, tf.cast(labels, tf.int32)
+
     def train_step(self, data):
-        real, labels = data  # [B, n_critic, H, W, C], [B, n_critic]
+        real, labels = self._updates(data)
         batch = tf.shape(real)[0]
         step = tf.convert_to_tensor(training_step(self.g_optimizer))  # read once, before any update
         latent = [self.generator.latent_dim]
@@ -140,7 +192,7 @@ class GAN(keras.Model):
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_saved_config(cls, config):
         config = dict(config)
         for key in ("generator", "discriminator"):
             config[key] = keras.saving.deserialize_keras_object(config[key])

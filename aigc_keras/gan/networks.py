@@ -4,8 +4,8 @@ The image height and width are halved until they reach a base of at most 8 (28 -
 32 -> 16 -> 8 -> 4); the generator upsamples from that base with stride-2 transposed
 convolutions and the discriminator mirrors it with stride-2 convolutions. Channel widths
 double at each lower resolution, starting from `base_filters` at full resolution. Both
-networks add one 3x3 convolution at the base resolution: depth where it is cheap, which gave
-better digits per CPU minute than wider layers (see the README's benchmark notes).
+networks add one 3x3 convolution at the base resolution: depth where it is cheap (README's benchmarks
+compare it with wider layers).
 
 Class conditioning: the generator concatenates a label embedding to z; the discriminator is a
 projection discriminator (Miyato & Koyama 2018), adding <embed(y), features> to its logit.
@@ -22,6 +22,9 @@ from keras import layers
 
 from ..errors import AigcError
 from ..networks import ConfigNetwork
+from .config import GANConfig
+
+DEFAULTS = GANConfig()
 
 _LABEL_DIM = 32  # size of the label embedding the generator appends to z
 
@@ -46,7 +49,7 @@ class Generator(ConfigNetwork):
 
     config_keys = ("latent_dim", "image_shape", "base_filters", "num_classes")
 
-    def __init__(self, latent_dim, image_shape, base_filters=64, num_classes=0, **kwargs):
+    def __init__(self, latent_dim, image_shape, base_filters=DEFAULTS.base_filters, num_classes=0, **kwargs):
         image_shape = tuple(image_shape)
         base_h, base_w, stages = upsampling_plan(image_shape)
         z = keras.Input((latent_dim,), name="z")
@@ -111,7 +114,8 @@ class Discriminator(ConfigNetwork):
 
     config_keys = ("image_shape", "base_filters", "num_classes", "minibatch_std")
 
-    def __init__(self, image_shape, base_filters=64, num_classes=0, minibatch_std=0, **kwargs):
+    def __init__(self, image_shape, base_filters=DEFAULTS.base_filters, num_classes=0,
+                 minibatch_std=DEFAULTS.minibatch_std, **kwargs):
         image_shape = tuple(image_shape)
         _, _, stages = upsampling_plan(image_shape)
         image = keras.Input(image_shape, name="image")

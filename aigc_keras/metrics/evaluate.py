@@ -9,7 +9,8 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import fileio
-from ..errors import AigcError, reason
+from ..errors import AigcError, arg, reason
+from ..folders import METADATA_FILE, TFLITE_FILE
 from . import image
 
 SAMPLE_CHUNK = 500
@@ -47,27 +48,27 @@ def _model_source(path: Path) -> Source:
     from ..model_dir import ModelDir
 
     md = ModelDir(path)
-    run = md.run()
-    if not isinstance(run["data"].get("spec"), str):
+    record = md.record()
+    if not isinstance(record["data"].get("spec"), str):
         raise AigcError(f"{md.config_file} is corrupt: it names no training data")
-    return Source(run["family"], run["data"]["spec"], run["config"], md.path, {"model_dir": str(md.path)},
-                  lambda: md.load_model(run["family"]), fingerprint=run["data"].get("fingerprint"),
-                  image_shape=run["data"].get("image_shape"))
+    return Source(record["family"], record["data"]["spec"], record["config"], md.path, {"model_dir": str(md.path)},
+                  lambda: md.load_model(record["family"]), fingerprint=record["data"].get("fingerprint"),
+                  image_shape=record["data"].get("image_shape"))
 
 
 def _export_source(folder: Path) -> Source:
     from ..export import metadata_problem
 
     try:
-        metadata = fileio.read_json(folder / "metadata.json")
+        metadata = fileio.read_json(folder / METADATA_FILE)
         family, config = metadata["family"], metadata["config"]
         if metadata_problem(metadata, runnable=False) or not isinstance(config.get("data"), str):
             raise TypeError
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise AigcError(f"{folder}/metadata.json is missing or corrupt: export the model again") from None
-    tflite = folder / metadata.get("files", {}).get("tflite", "model.tflite")
+    tflite = folder / metadata.get("files", {}).get("tflite", TFLITE_FILE)
     if not tflite.is_file():
-        raise AigcError(f"{folder} has no model.tflite: export with --tflite to evaluate it")
+        raise AigcError(f"{folder} has no model.tflite: export with {arg('tflite')} to evaluate it")
 
     def load():
         from ..export.runtime import LiteRTModel

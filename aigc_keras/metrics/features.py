@@ -12,9 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..classifier.model import FEATURE_LAYER
 from ..errors import AigcError, reason
-
-FEATURE_LAYER = "features"  # the layer of a classifier (`aigc-keras train classifier`) whose output is the feature
 
 SHIPPED = {"mnist": "mnist-classifier.keras"}  # data spec -> classifier in metrics/weights/
 BATCH = 500

@@ -1,5 +1,5 @@
-"""`train text`, `sample text` and `export text` (also named `lstm`, the name they had before the
-Transformer joined; TensorFlow is imported only when a command runs)."""
+"""`train text`, `sample text` and `export text` (also named `lstm`; TensorFlow is imported only when a
+command runs)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ import sys
 
 import click
 
-from ..cli.common import (
+from ..commands import (
+    SEED,
+    FiniteFloat,
     epilog,
     export_command,
     load_for_sampling,
     model_option,
     train_command,
 )
-from ..cli.options import SEED, FiniteFloat
 from ..folders import check_output_file
-from .config import TextConfig
+from .config import EXPORT_LENGTH, EXPORT_PROMPT_LENGTH, SAMPLE_LENGTH, TextConfig
 
 ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
 
@@ -68,7 +69,8 @@ def commands(name: str = "text") -> dict:
         ' --model saved_models/transformer --stop "\\n\\n" --out scene.txt']))
     @model_option(name)
     @click.option("--prompt", default="\n", show_default=False, help="text to continue [default: a newline]")
-    @click.option("--length", default=400, show_default=True, type=click.IntRange(min=1), help="tokens to generate")
+    @click.option("--length", default=SAMPLE_LENGTH, show_default=True, type=click.IntRange(min=1),
+                  help="tokens to generate")
     @click.option("--temperature", default=1.0, show_default=True, type=FiniteFloat(min=0.0),
                   help="softmax temperature; 0 is greedy")
     @click.option("--top-k", default=0, show_default=True, type=click.IntRange(min=0),
@@ -92,7 +94,7 @@ def commands(name: str = "text") -> dict:
             click.echo(piece, nl=False)
             sys.stdout.flush()
 
-        text = family.sample(model, prompt, length, seed, temperature, top_k, top_p, stop, show)
+        text = model.generate(prompt, length, temperature, top_k, top_p, seed, stop, show)
         click.echo()
         if out:
             fileio.write_bytes(out, (prompt + text).encode("utf-8"))
@@ -102,9 +104,9 @@ def commands(name: str = "text") -> dict:
         "text", name,
         "Export a language model: signatures `step` (stream with explicit state) and `generate` (whole loop).",
         [" --tflite", " --tflite --length 1000 --out export/text_long", " --tflite --quantize dynamic --out export/q"],
-        [click.option("--length", default=256, show_default=True, type=click.IntRange(min=1),
+        [click.option("--length", default=EXPORT_LENGTH, show_default=True, type=click.IntRange(min=1),
                       help="new ids per `generate` call (a fixed size; a longer text continues through `step`)"),
-         click.option("--prompt-length", default=64, show_default=True, type=click.IntRange(min=1),
+         click.option("--prompt-length", default=EXPORT_PROMPT_LENGTH, show_default=True, type=click.IntRange(min=1),
                       help="most prompt ids `generate` takes")],
     )
     return {"train": train, "sample": sample, "export": export}

@@ -6,15 +6,18 @@ import dataclasses
 from typing import ClassVar
 
 from ..config import LR_SCHEDULE_HELP, LR_SCHEDULES, TEXT_SPECS, WARMUP_HELP, TrainConfig, option
-from .tokenizer import TOKENIZERS
 
 ARCHS = ("lstm", "transformer")
+SAMPLE_LENGTH = 400  # tokens that `generate` and `sample` draw by default
+EXPORT_LENGTH = 256  # new ids per `generate` call of an export
+EXPORT_PROMPT_LENGTH = 64  # prompt ids an export's `generate` takes
+TOKENIZERS = ("chars", "bytes")
 
 
 @dataclasses.dataclass
 class TextConfig(TrainConfig):
-    """Character language model options; defaults train on Shakespeare in about 14 minutes on 2 CPU
-    cores: 64 windows of 100 characters per step and a warmed-up cosine learning rate (see README)."""
+    """Character language model options; the defaults (64 windows of 100 characters per step, a warmed-up
+    cosine learning rate) are the best measured per CPU minute on Shakespeare (README shows the measurements)."""
 
     family: ClassVar[str] = "text"
 
@@ -40,6 +43,6 @@ class TextConfig(TrainConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.arch == "transformer" and self.units % self.heads:
-            from ..errors import AigcError
+            from ..errors import AigcError, arg
 
-            raise AigcError(f"--heads {self.heads} must divide --units {self.units}")
+            raise AigcError(f"{arg('heads')} {self.heads} must divide {arg('units')} {self.units}")

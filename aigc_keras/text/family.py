@@ -2,38 +2,35 @@
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 import tensorflow as tf
 
-from ..data.text import TokenWindows, load_text
-from ..errors import AigcError
+from ..data.text import TextData, TokenWindows, load_text
+from ..errors import AigcError, arg
 from ..export.litert import Endpoint
 from ..limits import check_fits
 from ..training.family import Family, data_epochs
-from .config import TextConfig
+from .config import EXPORT_LENGTH, EXPORT_PROMPT_LENGTH, TextConfig
 from .models import LSTMLanguageModel, TransformerLanguageModel
-from .sampling import generate_fn, next_token
+from .sampling import generate_fn
 from .tokenizer import build_tokenizer, tokenizer_from_config
 
 PREVIEW_PROMPT = "\n"
 PREVIEW_LENGTH = 300
-EXPORT_LENGTH = 256  # ids per `generate` call of an export
-EXPORT_PROMPT_LENGTH = 64  # prompt ids `generate` takes
-TOKEN_BYTES = 128  # what sampling keeps per token: its id, its uniform number, its text
 EXPORT_TOKEN_BYTES = 1024  # the export's loop carries [prompt + new] id tensors and checks them per token
 QUALITY_CHARACTERS = 20_000  # validation text scored when an export is checked for what quantization cost
 
 
 class TextFamily(Family):
     name = "text"
-    config_class = TextConfig
     int8_refusal = ("TFLite's int8 calibration cannot run the token loop of `generate` (measured: a segmentation "
                     "fault); use --quantize dynamic or float16")
 
     def load_data(self, config: TextConfig):
         return load_text(config.data)
+
+    def data_from(self, config: TextConfig, text: str):
+        return TextData("text", text)
 
     def _split(self, config: TextConfig, data):
         """(training ids, validation ids, tokenizer built from the training text), computed once per
@@ -55,7 +52,7 @@ class TextFamily(Family):
         windows = TokenWindows.from_ids(config.data, val_ids, config.seq_len)
         if not len(windows.windows):
             raise AigcError(f"{config.data}: the validation text ({len(val_ids)} tokens) is shorter than one "
-                            f"window (--seq-len {config.seq_len} + 1)")
+                            f"window ({arg('seq_len')} {config.seq_len} + 1)")
         return windows.eval_batches(config.batch_size)
 
     def build(self, config: TextConfig, data_info: dict):
@@ -69,7 +66,6 @@ class TextFamily(Family):
             model = TransformerLanguageModel(heads=config.heads, **common)
         optimizer = self.adam(config, data_info, config.learning_rate)
         model.compile(optimizer=optimizer)
-        optimizer.build(model.trainable_variables)
         return model
 
     def steps_per_epoch(self, config: TextConfig, data_info: dict) -> int:
@@ -82,97 +78,21 @@ class TextFamily(Family):
                 "train_tokens": len(train_ids), "validation_tokens": len(val_ids)}
 
     def preview(self, model, config: TextConfig, data_info: dict):
-        return self.sample(model, PREVIEW_PROMPT, PREVIEW_LENGTH, seed=config.seed, temperature=0.8)
+        return model.generate(PREVIEW_PROMPT, PREVIEW_LENGTH, temperature=0.8, seed=config.seed)
 
-    def sample(self, model, prompt: str, length: int, seed: int = 0, temperature: float = 1.0, top_k: int = 0,
-               top_p: float = 1.0, stop: str | None = None, on_text=None) -> str:
-        """Generate `length` tokens after `prompt`, one step at a time (streamed to `on_text(piece)`).
-
-        Draws are u ~ U(0, 1) from NumPy's generator seeded by `seed`, the same numbers the exported
-        `generate` takes, and the algorithm is `sampling.generate_fn`'s: a bounded-context model reads
-        the last `max_positions` prompt ids, and starts again from the last half of its text whenever
-        its context is full. Stops early after `stop` appears in the generated text.
-        """
-        check_fits("--length", length, TOKEN_BYTES)
-        tokenizer = tokenizer_from_config(model.tokenizer)
-        history = [int(i) for i in tokenizer.encode(prompt or PREVIEW_PROMPT)]
-        uniform = np.random.default_rng(seed).random(length).astype(np.float32)
-        step = _stepper(model)
-        controls = (tf.constant(temperature, tf.float32), tf.constant(top_k, tf.int32), tf.constant(top_p, tf.float32))
-        decode = tokenizer.stream_decoder()
-        window = model.max_positions
-
-        def read(ids):  # the state after reading ids, from an empty one
-            state = model.initial_state(1)
-            for token in ids:
-                state = step(tf.constant([token], tf.int32), state, tf.zeros([1]), *controls)[1]
-            return state
-
-        state, text = read(history[-window:-1] if window else history[:-1]), []
-        for i in range(length):
-            if window and bool(model.context_full(state)):
-                state = read(history[-(window // 2):-1])
-            token, state = step(tf.constant([history[-1]], tf.int32), state, tf.constant(uniform[i:i + 1]), *controls)
-            history.append(int(token[0]))
-            piece = decode(history[-1])
-            text.append(piece)
-            if on_text is not None:
-                on_text(piece)
-            if stop and stop in "".join(text[-len(stop) - 4:]):
-                break
-        return "".join(text)
-
-    def export_spec(self, model, run: dict, length: int = EXPORT_LENGTH, prompt_length: int = EXPORT_PROMPT_LENGTH):
+    def export_spec(self, model, record: dict, length: int = EXPORT_LENGTH,
+                    prompt_length: int = EXPORT_PROMPT_LENGTH):
         """`step` (one token and the state) and `generate` (the whole loop: a prompt of at most
         `prompt_length` ids, `length` new ids), every tensor of a fixed size."""
-        check_fits("--length", length, EXPORT_TOKEN_BYTES)
-        check_fits("--prompt-length", prompt_length, EXPORT_TOKEN_BYTES)
+        check_fits(arg("length"), length, EXPORT_TOKEN_BYTES)
+        check_fits(arg("prompt_length"), prompt_length, EXPORT_TOKEN_BYTES)
         tokenizer = tokenizer_from_config(model.tokenizer)
         state_spec = [(name, [1 if d is None else d for d in shape], dtype)
                       for name, shape, dtype in model.state_spec()]
-        generate = generate_fn(model, prompt_length, length)
-
-        def step_fn(token, *state):
-            logits, new_state = model.step(token, list(state))
-            return {"logits": logits, **{name: s for (name, _, _), s in zip(state_spec, new_state)}}
-
-        step = tf.function(step_fn, input_signature=[
-            tf.TensorSpec([1], tf.int32, name="token"),
-            *[tf.TensorSpec(shape, dtype, name=name) for name, shape, dtype in state_spec]])
-
-        @tf.function(input_signature=[
-            tf.TensorSpec([prompt_length], tf.int32, name="prompt_ids"),
-            tf.TensorSpec([], tf.int32, name="prompt_length"),
-            tf.TensorSpec([length], tf.float32, name="uniform"),
-            tf.TensorSpec([], tf.float32, name="temperature"), tf.TensorSpec([], tf.int32, name="top_k"),
-            tf.TensorSpec([], tf.float32, name="top_p"),
-        ])
-        def generate_signature(prompt_ids, prompt_length, uniform, temperature, top_k, top_p):
-            return {"ids": generate(prompt_ids, prompt_length, uniform, temperature, top_k, top_p)}
-
-        rng = np.random.default_rng(0)
-        state_example = {name: rng.standard_normal(shape).astype(np.float32) * 0.5 if dtype == tf.float32
-                         else np.array(3, np.int32) for name, shape, dtype in state_spec}
-        prompt = tokenizer.encode("ROMEO:")[-prompt_length:]
-        padded = np.zeros(prompt_length, np.int32)
-        padded[:len(prompt)] = prompt
-
-        def generate_example(temperature, top_k, top_p):
-            return {"prompt_ids": padded, "prompt_length": np.array(len(prompt), np.int32),
-                    "uniform": rng.random(length).astype(np.float32), "temperature": np.array(temperature, np.float32),
-                    "top_k": np.array(top_k, np.int32), "top_p": np.array(top_p, np.float32)}
-
-        endpoints = [
-            Endpoint("step", step, [{"token": np.array([int(prompt[0])], np.int32), **state_example}],
-                     "one token [1] int32 and the state -> logits [1, V] and the next state (stream with it)"),
-            Endpoint("generate", generate_signature,
-                     [generate_example(0.0, 0, 1.0), generate_example(0.8, 10, 0.95)],
-                     f"prompt ids [{prompt_length}] int32 (the first prompt_length of them are the prompt) and one "
-                     f"uniform number in [0, 1) per new token [{length}] -> ids [{length}]; temperature 0 is greedy, "
-                     "top_k 0 and top_p 1 are off"),
-        ]
+        endpoints = [self._step_endpoint(model, state_spec, tokenizer),
+                     self._generate_endpoint(model, tokenizer, prompt_length, length)]
         metadata = {
-            "arch": run["config"]["arch"],
+            "arch": record["config"]["arch"],
             "tokenizer": model.tokenizer,
             "vocabulary": _vocabulary(tokenizer),
             "vocab_size": model.vocab_size,
@@ -184,17 +104,63 @@ class TextFamily(Family):
             "length": length,
             "sampling": "temperature, then top-k, then top-p, then the token whose CDF interval holds u",
             "streaming": STREAMING_RECIPE if model.max_positions else "feed each id to step with the state it returned",
-            "config": run["config"],
+            "config": record["config"],
         }
         return model, endpoints, metadata
 
+    @staticmethod
+    def _step_endpoint(model, state_spec, tokenizer) -> Endpoint:
+        """`step`: one token [1] and the state in, the logits and the next state out."""
+        def step_fn(token, *state):
+            logits, new_state = model.step(token, list(state))
+            return {"logits": logits, **{name: s for (name, _, _), s in zip(state_spec, new_state)}}
+
+        step = tf.function(step_fn, input_signature=[
+            tf.TensorSpec([1], tf.int32, name="token"),
+            *[tf.TensorSpec(shape, dtype, name=name) for name, shape, dtype in state_spec]])
+        rng = np.random.default_rng(0)
+        state = {name: rng.standard_normal(shape).astype(np.float32) * 0.5 if dtype == tf.float32
+                 else np.array(3, np.int32) for name, shape, dtype in state_spec}
+        token = np.array([int(tokenizer.encode("ROMEO:")[0])], np.int32)
+        return Endpoint("step", step, [{"token": token, **state}],
+                        "one token [1] int32 and the state -> logits [1, V] and the next state (stream with it)")
+
+    @staticmethod
+    def _generate_endpoint(model, tokenizer, prompt_length: int, length: int) -> Endpoint:
+        """`generate`: the whole loop (`sampling.generate_fn`, the graph `LanguageModel.generate` runs)."""
+        loop = generate_fn(model, prompt_length, length)
+
+        @tf.function(input_signature=[
+            tf.TensorSpec([prompt_length], tf.int32, name="prompt_ids"),
+            tf.TensorSpec([], tf.int32, name="prompt_length"),
+            tf.TensorSpec([length], tf.float32, name="uniform"),
+            tf.TensorSpec([], tf.float32, name="temperature"), tf.TensorSpec([], tf.int32, name="top_k"),
+            tf.TensorSpec([], tf.float32, name="top_p"),
+        ])
+        def generate(prompt_ids, prompt_length, uniform, temperature, top_k, top_p):
+            return {"ids": loop(prompt_ids, prompt_length, uniform, temperature, top_k, top_p)}
+
+        rng = np.random.default_rng(1)
+        prompt = tokenizer.encode("ROMEO:")[-prompt_length:]
+        padded = np.zeros(prompt_length, np.int32)
+        padded[:len(prompt)] = prompt
+
+        def example(temperature, top_k, top_p):
+            return {"prompt_ids": padded, "prompt_length": np.array(len(prompt), np.int32),
+                    "uniform": rng.random(length).astype(np.float32), "temperature": np.array(temperature, np.float32),
+                    "top_k": np.array(top_k, np.int32), "top_p": np.array(top_p, np.float32)}
+
+        return Endpoint("generate", generate, [example(0.0, 0, 1.0), example(0.8, 10, 0.95)],
+                        f"prompt ids [{prompt_length}] int32 (the first prompt_length of them are the prompt) and "
+                        f"one uniform number in [0, 1) per new token [{length}] -> ids [{length}]; temperature 0 is "
+                        "greedy, top_k 0 and top_p 1 are off")
 
     def evaluate(self, source, seed: int, data_spec: str | None = None):
         """Bits per character and perplexity on the validation split (or `data_spec`), with the
         characters outside the vocabulary counted."""
         import time
 
-        from ..metrics.text import text_metrics
+        from .metrics import text_metrics
 
         start = time.time()
         if data_spec:
@@ -217,24 +183,24 @@ class TextFamily(Family):
         ])
         return report, table
 
-    def litert_metrics(self, runner, metadata: dict, text: str) -> dict:
-        """`metrics.text.text_metrics` through the export's `step` signature in LiteRT."""
-        from ..metrics.text import litert_text_metrics
+    def litert_metrics(self, litert, metadata: dict, text: str) -> dict:
+        """`metrics.text_metrics` through the export's `step` signature in LiteRT."""
+        from .metrics import litert_text_metrics
 
         names = [s["name"] for s in metadata["state"]]
         initial = {s["name"]: np.zeros(s["shape"], s["dtype"]) for s in metadata["state"]}
-        return litert_text_metrics(lambda **inputs: runner.run("step", **inputs), names, initial,
+        return litert_text_metrics(lambda **inputs: litert.run("step", **inputs), names, initial,
                                    metadata["tokenizer"], metadata["max_positions"], text)
 
-    def export_quality(self, model, run: dict, runner, metadata: dict, chars: int = QUALITY_CHARACTERS) -> dict:
+    def export_quality(self, model, record: dict, litert, metadata: dict, chars: int = QUALITY_CHARACTERS) -> dict:
         """Bits per character of the Keras model and of the LiteRT file on the start of the validation text."""
         from ..data.text import load_text
-        from ..metrics.text import text_metrics
+        from .metrics import text_metrics
 
-        data = load_text(run["data"]["spec"], run["data"].get("fingerprint"))
-        text = data.split(run["config"]["validation_split"])[1][:chars]
+        data = load_text(record["data"]["spec"], record["data"].get("fingerprint"))
+        text = data.split(record["config"]["validation_split"])[1][:chars]
         keras_bpc = text_metrics(model, text)["bits_per_character"]
-        litert_bpc = self.litert_metrics(runner, metadata, text)["bits_per_character"]
+        litert_bpc = self.litert_metrics(litert, metadata, text)["bits_per_character"]
         return {"metric": f"bits per character on {len(text)} validation characters", "keras": keras_bpc,
                 "litert": litert_bpc, "collapsed": litert_bpc > keras_bpc + 0.2}
 
@@ -251,18 +217,3 @@ STREAMING_RECIPE = (
 def _vocabulary(tokenizer) -> list[str] | None:
     """id -> text for the chars tokenizer (id 0: unknown), None for bytes (id = UTF-8 byte)."""
     return ["\ufffd", *tokenizer.chars] if tokenizer.kind == "chars" else None
-
-
-_STEPPERS = weakref.WeakKeyDictionary()
-
-
-def _stepper(model):
-    """One tf.function per model: step + next_token, traced once and reused across calls."""
-    if model not in _STEPPERS:
-        @tf.function(reduce_retracing=True)
-        def step(token, state, uniform, temperature, top_k, top_p):
-            logits, state = model.step(token, state)
-            return next_token(logits, uniform, temperature, top_k, top_p), state
-
-        _STEPPERS[model] = step
-    return _STEPPERS[model]

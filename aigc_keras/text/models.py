@@ -12,22 +12,31 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from ..networks import OneOptimizer, ReplicaDropout
+from ..config import TrainConfig
+from ..networks import OneOptimizer, ReplicaDropout, model_from_options
 from ..training.distributed import apply_gradients
+from .config import SAMPLE_LENGTH, TextConfig
+from .tokenizer import tokenizer_from_config
+
+DEFAULTS = TextConfig()  # the one home of every default: the classes' are the CLI's
 
 LN2 = math.log(2.0)
+TOKEN_BYTES = 128  # what generation keeps per token: its id, its uniform number, its text
 
 
 class LanguageModel(OneOptimizer, keras.Model):
     """Teacher forcing, the loss / bits-per-token / perplexity metrics and the config every
     language model shares. Bits per token are bits per character with the chars tokenizer.
-    `clipnorm` clips the global gradient norm, the same under any number of replicas."""
+    `clipnorm` clips the global gradient norm, the same under any number of replicas. The tokenizer
+    travels with the model: `fit` takes a text, and `generate` returns one."""
 
     max_positions: int | None = None  # longest context `step` can hold (None: unbounded)
 
-    def __init__(self, vocab_size: int, tokenizer: dict, seq_len: int, clipnorm: float | None = None, **kwargs):
+    def __init__(self, vocab_size: int, tokenizer: dict, seq_len: int = DEFAULTS.seq_len,
+                 clipnorm: float | None = DEFAULTS.clipnorm or None, **kwargs):
         super().__init__(**kwargs)
         self.clipnorm = clipnorm
         self.vocab_size = vocab_size
@@ -47,7 +56,54 @@ class LanguageModel(OneOptimizer, keras.Model):
             tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.cast(logits, tf.float32)), axis=1
         )
 
-    def train_step(self, windows):
+    @classmethod
+    def from_config(cls, config, custom_objects=None, *, text=None):
+        """Keras's: the model of a `get_config()` dict. Also, from a `TextConfig`, the compiled model that
+        `aigc-keras train text` builds with those options (its `arch`), its tokenizer made from `text` (or
+        from the config's `data` spec; the bytes tokenizer needs none)."""
+        if isinstance(config, TrainConfig):
+            return model_from_options(cls, config, text=text)
+        return cls(**config)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+        """`keras.Model.fit`, where `x` (and `validation_data`) may be a text, or token ids [N]: they are
+        cut into windows of `seq_len` + 1 ids with the model's tokenizer. Windows [B, seq_len + 1] or a
+        dataset of them pass as they are."""
+        return super().fit(
+            x=self.windows(x), y=y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
+            validation_split=validation_split,
+            validation_data=None if validation_data is None else self.windows(validation_data), shuffle=shuffle,
+            class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+            validation_batch_size=validation_batch_size, validation_freq=validation_freq)
+
+    def windows(self, data):
+        """A text or token ids [N] as int32 windows [M, seq_len + 1] (stride seq_len); anything else as it is."""
+        if isinstance(data, str):
+            data = tokenizer_from_config(self.tokenizer).encode(data)
+        if isinstance(data, (np.ndarray, list)) and np.ndim(data) == 1:
+            from ..data.text import TokenWindows
+
+            return TokenWindows.from_ids("text", np.asarray(data, np.int32), self.seq_len).windows
+        return data
+
+    def generate(self, prompt: str = "\n", length: int = SAMPLE_LENGTH, temperature: float = 1.0, top_k: int = 0,
+                 top_p: float = 1.0, seed: int = 0, stop: str | None = None, on_text=None) -> str:
+        """The text that follows `prompt`: `length` tokens, each drawn after temperature, top-k and top-p
+        (temperature 0 is greedy) with a uniform number from NumPy's generator seeded by `seed` (the
+        numbers an app feeds the export's `generate`, which gives the same ids). `on_text(piece)` sees
+        each piece as it is drawn; generation ends early once `stop` appears in the new text."""
+        from ..errors import arg
+        from ..limits import check_fits
+        from .sampling import generate_text
+
+        check_fits(arg("length"), length, TOKEN_BYTES)
+        return generate_text(self, prompt, length, temperature, top_k, top_p, seed, stop, on_text)
+
+    def train_step(self, data):
+        windows = keras.utils.unpack_x_y_sample_weight(data)[0]
         with tf.GradientTape() as tape:
             per_window = self.per_window_loss(windows, training=True)
             loss = self.optimizer.scale_loss(tf.nn.compute_average_loss(per_window))  # x loss scale (fp16)
@@ -55,8 +111,8 @@ class LanguageModel(OneOptimizer, keras.Model):
                         self.clipnorm)
         return self._metrics_from(per_window)
 
-    def test_step(self, windows):
-        return self._metrics_from(self.per_window_loss(windows))
+    def test_step(self, data):
+        return self._metrics_from(self.per_window_loss(keras.utils.unpack_x_y_sample_weight(data)[0]))
 
     def _metrics_from(self, per_window):
         self.loss_tracker.update_state(per_window)
@@ -93,8 +149,8 @@ class LanguageModel(OneOptimizer, keras.Model):
 class LSTMLanguageModel(LanguageModel):
     """Embedding -> N stacked LSTMs (dropout between) -> Dense logits (Karpathy's char-rnn)."""
 
-    def __init__(self, vocab_size, tokenizer, seq_len, embedding_dim=64, units=256, layers=2, dropout=0.1,
-                 **kwargs):
+    def __init__(self, vocab_size, tokenizer, seq_len=DEFAULTS.seq_len, embedding_dim=DEFAULTS.embedding_dim,
+                 units=DEFAULTS.units, layers=DEFAULTS.layers, dropout=DEFAULTS.dropout, **kwargs):
         super().__init__(vocab_size, tokenizer, seq_len, **kwargs)
         self.embedding_dim, self.units, self.num_layers, self.dropout = embedding_dim, units, layers, dropout
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
@@ -173,7 +229,8 @@ class TransformerLanguageModel(LanguageModel):
     positions (`cached_attention_step`), so one token costs one position's work.
     """
 
-    def __init__(self, vocab_size, tokenizer, seq_len, units=128, layers=2, heads=4, dropout=0.1, **kwargs):
+    def __init__(self, vocab_size, tokenizer, seq_len=DEFAULTS.seq_len, units=DEFAULTS.units, layers=DEFAULTS.layers,
+                 heads=DEFAULTS.heads, dropout=DEFAULTS.dropout, **kwargs):
         super().__init__(vocab_size, tokenizer, seq_len, **kwargs)
         self.units, self.num_layers, self.heads, self.dropout = units, layers, heads, dropout
         self.head_dim = units // heads

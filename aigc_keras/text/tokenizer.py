@@ -11,8 +11,8 @@ import codecs
 import numpy as np
 
 from ..errors import AigcError
+from .config import TOKENIZERS
 
-TOKENIZERS = ("chars", "bytes")
 UNKNOWN = "\ufffd"  # how the reserved unknown id decodes
 
 

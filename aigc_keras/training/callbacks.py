@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -11,10 +10,9 @@ import numpy as np
 import tensorflow as tf
 
 from .. import fileio, interrupts
-from ..errors import AigcError
+from ..errors import AigcError, arg
+from ..folders import CHECKPOINT, epoch_file, epoch_of
 from ..imaging import encode_png
-
-_CHECKPOINT = re.compile(r"^epoch-(\d+)\.weights\.h5$")
 
 
 def scalar(value) -> float:
@@ -35,8 +33,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.target = model  # the trained model itself, whatever `fit` runs on (`distributed.PackedBatches`)
 
     def on_epoch_end(self, epoch, logs=None):
-        path = self.directory / f"epoch-{epoch + 1:04d}.weights.h5"
-        with fileio.atomic_path(path, suffix=".weights.h5") as tmp:
+        path = self.directory / epoch_file(epoch + 1, CHECKPOINT)
+        with fileio.atomic_path(path, suffix=CHECKPOINT) as tmp:
             self.target.save_weights(tmp)
         for old, _ in self.saved(self.directory):
             if old != path:
@@ -48,8 +46,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         directory = Path(directory)
         if not directory.is_dir():
             return []
-        found = [(p, int(m.group(1))) for p in directory.iterdir()
-                 if (m := _CHECKPOINT.match(p.name)) and fileio.entry_kind(p) == "file"]  # never a link
+        found = [(p, epoch) for p in directory.iterdir()
+                 if (epoch := epoch_of(p.name, CHECKPOINT)) is not None and fileio.entry_kind(p) == "file"]
         return sorted(found, key=lambda item: item[1])
 
     @classmethod
@@ -67,7 +65,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             why = "it does not fit the model that config.json describes" if h5py.is_hdf5(path) else \
                 "it is damaged (not a whole HDF5 file)"
             raise AigcError(f"checkpoint {path} cannot be restored: {why}; it was kept: train into another "
-                            "--model-dir, or pass --overwrite to discard that run") from None
+                            f"{arg('model_dir')}, or pass {arg('overwrite')} to discard that run") from None
         return epochs
 
 
@@ -181,11 +179,10 @@ class TensorBoardMonitor(keras.callbacks.Callback):
             elif preview is not None:
                 tf.summary.image("samples", np.asarray(preview)[None], max_outputs=1)
         self.writer.flush()
-        name = self.samples_dir / f"epoch-{epoch + 1:04d}"
         if isinstance(preview, str):
-            fileio.write_bytes(name.with_suffix(".txt"), preview.encode())
+            fileio.write_bytes(self.samples_dir / epoch_file(epoch + 1, ".txt"), preview.encode())
         elif preview is not None:
-            fileio.write_bytes(name.with_suffix(".png"), encode_png(np.asarray(preview)))
+            fileio.write_bytes(self.samples_dir / epoch_file(epoch + 1, ".png"), encode_png(np.asarray(preview)))
 
     def on_train_end(self, logs=None):
         self.writer.close()

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..errors import AigcError
+from ..errors import AigcError, arg
 from ..limits import check_fits
 
 QUALITY_SAMPLES = 500  # samples per FID when an export is checked for what quantization cost
@@ -29,25 +29,22 @@ def data_epochs(config, data, global_batch_size: int, start_epoch: int, per_step
     return ds.skip(offset), steps
 
 
-def load_image_data(config, check_shape):
-    """`config.data` as image data, refused with one line naming the spec when `--conditional`
+def settled_image_data(config, data, check_shape):
+    """`data` (image data for `config`), refused with one line naming its spec when `conditional`
     has no labels or `check_shape(image_shape)` raises (the network cannot be sized for it).
 
-    An unset `--conditional` becomes whether the data has labels, so config.json records what
+    An unset `conditional` becomes whether the data has labels, so config.json records what
     was trained.
     """
-    from ..data import load_images
-
-    data = load_images(config.data)
     if hasattr(config, "conditional"):  # families without classes have no flag
         if config.conditional is None:
             config.conditional = bool(data.num_classes)
         elif config.conditional and not data.num_classes:
-            raise AigcError(f"--conditional needs labelled data, and {config.data} has no labels")
+            raise AigcError(f"{arg('conditional')} needs labelled data, and {config.data} has no labels")
     try:
         check_shape(data.image_shape)
     except AigcError as e:
-        raise AigcError(f"{config.data}: {e}") from None
+        raise AigcError(f"{data.spec}: {e}") from None
     return data
 
 
@@ -64,6 +61,24 @@ class Family:
     def load_data(self, config):
         """The dataset described by `config.data`, with an `info()` dict and `num_classes`."""
         raise NotImplementedError
+
+    def data_from(self, config, **data):
+        """The family's dataset from values in memory (see `model_for`)."""
+        raise NotImplementedError
+
+    def model_for(self, config, **data):
+        """The compiled model that training builds for `config` (a copy, settled on the data as training
+        records it) and its data: values in memory (`data_from`'s, e.g. `images=` or `text=`), or the
+        config's `data` spec. What `GAN.from_config(GANConfig())` and its siblings return."""
+        import dataclasses
+
+        from ..precision import dtype_policy
+
+        config = dataclasses.replace(config)
+        given = {k: v for k, v in data.items() if v is not None}
+        loaded = self.data_from(config, **given) if given else self.load_data(config)
+        with dtype_policy(config.precision):
+            return self.build(config, self.data_info(config, loaded))
 
     def data_info(self, config, data) -> dict:
         """What the saved model records about its data (config.json) and `build` reads."""
@@ -115,7 +130,7 @@ class Family:
         """Family-specific Keras callbacks for `fit` (the runner adds checkpoints, history, TensorBoard)."""
         return []
 
-    def export_spec(self, model, run: dict, **options):
+    def export_spec(self, model, record: dict, **options):
         """(Keras model whose variables the exports use, [export.litert.Endpoint], metadata).
 
         `options` are the family's export options (the batch, the diffusion sampler, ...). Every
@@ -130,7 +145,7 @@ class Family:
         for `aigc-keras evaluate`; `options` are the family's `cli.EVALUATE_OPTIONS`."""
         raise AigcError(f"evaluate takes a generator; {source.folder} holds a {self.name} model")
 
-    def export_quality(self, model, run: dict, runner, metadata: dict) -> dict:
+    def export_quality(self, model, record: dict, litert, metadata: dict) -> dict:
         """{"metric", "keras", "litert", "collapsed"}: the family's quality measure of the Keras model
         and of an exported file (`export.runtime.LiteRTModel`), for what quantization cost."""
         raise AigcError(f"no quality measure for {self.name} exports")
@@ -147,9 +162,28 @@ class ImageFamily(Family):
 
     noise_input = "noise"
 
-    def sample(self, model, num: int, seed: int, label: int | None = None, **options):
-        """(uint8 images [N, H, W, C], labels or None, grid columns)."""
-        raise NotImplementedError
+    def check_image_shape(self, config, image_shape) -> None:
+        """Raise `AigcError` when the family's networks, as `config` sizes them, cannot take `image_shape`."""
+
+    def load_data(self, config):
+        from ..data import load_images
+
+        return settled_image_data(config, load_images(config.data), lambda shape: self.check_image_shape(config, shape))
+
+    def data_from(self, config, images=None, labels=None):
+        from ..data.images import from_arrays
+
+        return settled_image_data(config, from_arrays(images, labels),
+                                  lambda shape: self.check_image_shape(config, shape))
+
+    def sample(self, model, num: int, seed: int, label=None, **options):
+        """(uint8 images [N, H, W, C], labels or None, grid columns): `model.generate(num, seed, label,
+        **options)`, with one class per column when a conditional model draws every class."""
+        from ..inputs import class_labels
+
+        images = model.generate(num, seed, label, **options)
+        columns = model.num_classes if model.num_classes and label is None else None
+        return images, class_labels(num, model.num_classes, label), columns
 
     def evaluate(self, source, seed: int, num: int | None = None, classifier_dir: str | None = None,
                  subsets: int = 10, subset_size: int = 1000, precision_recall: bool = False, **options):
@@ -168,7 +202,8 @@ class ImageFamily(Family):
         from ..metrics.features import feature_net
 
         start, num = time.time(), num or 1000
-        check_fits("--num", num, FEATURE_BYTES + 3 * math.prod(source.image_shape or [1]), "of samples and real images")
+        check_fits(arg("num"), num, FEATURE_BYTES + 3 * math.prod(source.image_shape or [1]),
+                   "of samples and real images")
         data = load_images(source.data, source.fingerprint)
         net = feature_net(source.data, classifier_dir)
         subject = source.load()
@@ -195,7 +230,7 @@ class ImageFamily(Family):
         """The inputs of the export's `generate` for a batch of noise (and labels)."""
         return {self.noise_input: noise} if labels is None else {self.noise_input: noise, "label": labels}
 
-    def litert_sample(self, runner, metadata: dict, num: int, seed: int, label: int | None = None, **options):
+    def litert_sample(self, litert, metadata: dict, num: int, seed: int, label: int | None = None, **options):
         """`sample`, through an export's `generate` in LiteRT (`export.runtime.LiteRTModel`): the same
         noise for the same seed, in calls of the export's fixed batch."""
         from ..inputs import noise_and_labels
@@ -207,11 +242,11 @@ class ImageFamily(Family):
         for start in range(0, num, batch):
             rows = np.arange(start, start + batch).clip(max=num - 1)  # the last call repeats its last row
             inputs = self.litert_inputs(noise[rows], None if labels is None else labels[rows], **options)
-            images.append(runner.run("generate", **inputs)["images"][:num - start])
+            images.append(litert.run("generate", **inputs)["images"][:num - start])
         columns = metadata["num_classes"] if metadata["num_classes"] and label is None else None
         return np.concatenate(images), labels, columns
 
-    def export_quality(self, model, run: dict, runner, metadata: dict, num: int = QUALITY_SAMPLES) -> dict:
+    def export_quality(self, model, record: dict, litert, metadata: dict, num: int = QUALITY_SAMPLES) -> dict:
         """FID of `num` samples from the Keras model and from the LiteRT file (same noise), against the
         same real images: how much a quantized file loses."""
         from ..data import load_images
@@ -219,13 +254,13 @@ class ImageFamily(Family):
         from ..metrics.features import feature_net
         from ..metrics.image import fid
 
-        spec = run["data"]["spec"]
+        spec = record["data"]["spec"]
         net = feature_net(spec)
-        real, _ = real_sets(load_images(spec, run["data"].get("fingerprint")), num, seed=0)
+        real, _ = real_sets(load_images(spec, record["data"].get("fingerprint")), num, seed=0)
         real_features, _ = net(real)
         options = self.quality_options(model, metadata)
         keras_images = generate(lambda n, s: self.sample(model, n, s, **options)[0], num, 0)
-        litert_images = generate(lambda n, s: self.litert_sample(runner, metadata, n, s, **options)[0], num, 0)
+        litert_images = generate(lambda n, s: self.litert_sample(litert, metadata, n, s, **options)[0], num, 0)
         keras_fid, litert_fid = (fid(net(images)[0], real_features) for images in (keras_images, litert_images))
         return {"metric": f"FID of {num} samples ({net.name})", "keras": keras_fid, "litert": litert_fid,
                 "collapsed": litert_fid > 2 * keras_fid}
@@ -248,7 +283,7 @@ class ImageFamily(Family):
         net = feature_net(config.data, config.eval_classifier)
         real, _ = data.arrays(config.eval_samples)
         def sample(num, seed):
-            sampler = float32_model(model)
-            return self.sample(sampler, num, seed, **self.monitor_sample_options(sampler))[0]
+            drawing = float32_model(model)
+            return self.sample(drawing, num, seed, **self.monitor_sample_options(drawing))[0]
 
         return [KIDMonitor(config.eval_every, config.eval_samples, sample, net, real, config.seed)]

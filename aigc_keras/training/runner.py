@@ -12,13 +12,13 @@ from typing import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from .. import __version__, fileio, folders
-from ..errors import AigcError
+from .. import fileio, folders
+from ..errors import AigcError, arg
 from ..families import canonical, get_family
 from ..model_dir import ModelDir
 from ..precision import dtype_policy, float32_model
+from ..version import versions
 from .callbacks import DivergenceGuard, EpochCheckpoint, HistoryLog, StopWhenAsked, TensorBoardMonitor
 from .distributed import packed_fit_data
 from .strategy import (
@@ -83,14 +83,14 @@ def _train(config, shared: ModelDir, md: ModelDir, strategy, fresh: bool, callba
         "family": family.name,
         "config": config.to_dict(),
         "data": data_info,
-        "versions": {"aigc_keras": __version__, "tensorflow": tf.__version__, "keras": keras.__version__},
+        "versions": versions(),
     })
     if done >= config.epochs:
         if not md.model_is_whole():
             fileio.save_keras(model, md.model)
             log(f"wrote {md.model} from the checkpoint of epoch {done}")
-        log(f"{shared.path} is already trained for {done} epochs: pass a larger --epochs to train on, "
-            "or --overwrite to start again")
+        log(f"{shared.path} is already trained for {done} epochs: pass a larger {arg('epochs')} to train on, "
+            f"or {arg('overwrite')} to start again")
         return model
     if done:
         log(f"resuming {shared.path} after epoch {done} of {config.epochs}")
@@ -144,10 +144,10 @@ def _settable(optimizer) -> bool:
 
 
 def _divergence_cause(config) -> str:
-    rates = ", ".join(f"--{f.name.replace('_', '-')} {getattr(config, f.name):g}"
+    rates = ", ".join(f"{arg(f.name)} {getattr(config, f.name):g}"
                       for f, _ in config.field_specs() if "learning_rate" in f.name)
     return (f"a learning rate too high ({rates}): rerun the same command with a lower one to resume from the "
-            "last checkpoint, or add --overwrite to start again")
+            f"last checkpoint, or add {arg('overwrite')} to start again")
 
 
 def weights_fingerprint(model: keras.Model) -> str:
@@ -173,12 +173,12 @@ def _check_resumable(md: ModelDir, config) -> None:
     has_state = bool(EpochCheckpoint.saved(md.checkpoints)) or md.model.exists()
     if not has_state:
         return
-    hint = "use another --model-dir, or pass --overwrite to replace it"
+    hint = f"use another {arg('model_dir')}, or pass {arg('overwrite')} to replace it"
     if not md.config_file.exists():
         raise AigcError(f"{md.path} holds a model without config.json; {hint}")
-    run = md.run()
-    if canonical(run["family"]) != config.family:
-        raise AigcError(f"{md.path} holds a {canonical(run['family'])} model; {hint}")
+    record = md.record()
+    if canonical(record["family"]) != config.family:
+        raise AigcError(f"{md.path} holds a {canonical(record['family'])} model; {hint}")
     if not EpochCheckpoint.saved(md.checkpoints):
         raise AigcError(f"{md.path} holds a trained model without checkpoints to train on; {hint}")
     conflicts = config.resume_conflicts(md.config(config.family))
@@ -194,7 +194,7 @@ def _check_same_data(md: ModelDir, config, data_info: dict) -> None:
     would silently train on something else); the checkpoint is kept."""
     if not EpochCheckpoint.saved(md.checkpoints):
         return
-    then, now = md.run().get("data"), json.loads(json.dumps(data_info))
+    then, now = md.record().get("data"), json.loads(json.dumps(data_info))
     then = then if isinstance(then, dict) else {}
     if "fingerprint" not in then:  # a run from before data fingerprints: compare what it recorded
         now.pop("fingerprint", None)
@@ -209,5 +209,5 @@ def _check_same_data(md: ModelDir, config, data_info: dict) -> None:
     sizes = [k for k in changed if k != "fingerprint"]
     detail = "; ".join(f"{k}: {show(then.get(k))} then, {show(now.get(k))} now" for k in sizes[:2]) or \
         "the same size and shape, but other contents"
-    raise AigcError(f"--data {config.data} no longer matches the run in {md.path} ({detail}); its checkpoints are "
-                    "kept: restore that data to resume, or train into another --model-dir")
+    raise AigcError(f"{arg('data')} {config.data} no longer matches the run in {md.path} ({detail}); its "
+                    f"checkpoints are kept: restore that data to resume, or train into another {arg('model_dir')}")

@@ -8,7 +8,7 @@ import os
 
 import tensorflow as tf
 
-from ..errors import AigcError
+from ..errors import AigcError, arg
 
 
 def tf_config() -> dict:
@@ -50,7 +50,7 @@ def resolve_strategy(name: str) -> tf.distribute.Strategy:
         return _mirrored(mirrored_devices())
     if name == "multiworker":
         if not tf_config():
-            raise AigcError("--strategy multiworker needs TF_CONFIG naming the cluster and this worker's task")
+            raise AigcError(f"{arg('strategy')} multiworker needs TF_CONFIG naming the cluster and this worker's task")
         return _multiworker()
     raise AigcError(f"unknown strategy {name!r}")
 
@@ -104,6 +104,6 @@ def check_global_batch(strategy: tf.distribute.Strategy, global_batch_size: int)
     replicas = strategy.num_replicas_in_sync
     if global_batch_size % replicas:
         raise AigcError(
-            f"--batch-size {global_batch_size} is the global batch and must divide evenly "
+            f"{arg('batch_size')} {global_batch_size} is the global batch and must divide evenly "
             f"across {replicas} replicas"
         )

@@ -10,7 +10,7 @@ from ..config import ImageTrainConfig, option
 
 @dataclasses.dataclass
 class VAEConfig(ImageTrainConfig):
-    """Convolutional variational autoencoder options; defaults fit 2 CPU cores in a few minutes."""
+    """Convolutional variational autoencoder options, sized for small images and CPUs."""
 
     family: ClassVar[str] = "vae"
 

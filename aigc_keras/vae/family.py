@@ -7,12 +7,12 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from ..errors import AigcError
+from ..errors import AigcError, arg
 from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid, to_uint8
-from ..inputs import in_chunks, noise_and_labels
+from ..inputs import noise_and_labels
 from ..limits import check_fits
-from ..training.family import ImageFamily, data_epochs, load_image_data
+from ..training.family import ImageFamily, data_epochs
 from .config import VAEConfig
 from .model import VAE
 from .networks import Decoder, Encoder, check_image_size
@@ -20,12 +20,11 @@ from .networks import Decoder, Encoder, check_image_size
 
 class VAEFamily(ImageFamily):
     name = "vae"
-    config_class = VAEConfig
     noise_input = "z"
     int8_refusal = None
 
-    def load_data(self, config: VAEConfig):
-        return load_image_data(config, check_image_size)
+    def check_image_shape(self, config: VAEConfig, image_shape) -> None:
+        check_image_size(image_shape)
 
     def dataset(self, config: VAEConfig, data, global_batch_size: int, start_epoch: int = 0):
         return data_epochs(config, data, global_batch_size, start_epoch)
@@ -37,23 +36,17 @@ class VAEFamily(ImageFamily):
                     beta=config.beta, seed=config.seed)
         optimizer = self.adam(config, data_info, config.learning_rate)
         model.compile(optimizer=optimizer)
-        optimizer.build(model.trainable_variables)  # eagerly: lazily, inside a replica step, it fails
         return model
-
-    def sample(self, model: VAE, num: int, seed: int, label: int | None = None):
-        """(uint8 images [N, H, W, C], None, None): z ~ N(0, I) from NumPy's generator, decoded."""
-        if label is not None:
-            raise AigcError("--label needs a conditional model; the VAE is unconditional")
-        z, _ = noise_and_labels(num, [model.latent_dim], seed, image_shape=model.image_shape)
-        return in_chunks(lambda z, _, k: to_uint8(model.decode(tf.constant(z))), z, None), None, None
 
     def interpolate(self, model: VAE, data, pairs: int, steps: int, seed: int) -> np.ndarray:
         """uint8 grid picture: each row decodes `steps` points on the line between the latent means
         of two real images (drawn by `seed`), the real pair at its ends."""
         images, _ = data.arrays()
         if 2 * pairs > len(images):
-            raise AigcError(f"--interpolate {pairs} needs {2 * pairs} training images; {data.spec} has {len(images)}")
-        check_fits("--interpolate", pairs * steps, 8 * math.prod(model.image_shape), "of images (with --steps)")
+            raise AigcError(f"{arg('interpolate')} {pairs} needs {2 * pairs} training images; {data.spec} has "
+                            f"{len(images)}")
+        check_fits(arg("interpolate"), pairs * steps, 8 * math.prod(model.image_shape),
+                   f"of images (with {arg('steps')})")
         pick = np.random.default_rng(seed).choice(len(images), (pairs, 2), replace=False)
         x = tf.constant(images[pick.reshape(-1)].astype(np.float32) / 127.5 - 1.0)
         z_mean, _ = model.encode(x)
@@ -69,7 +62,7 @@ class VAEFamily(ImageFamily):
         images, _, _ = self.sample(model, 64, config.seed)
         return grid(images)
 
-    def export_spec(self, model: VAE, run: dict, batch: int = 1):
+    def export_spec(self, model: VAE, record: dict, batch: int = 1):
         """`generate` (z from the prior to images), `decode` (any latent code, e.g. a point between two
         encoded images, to images) and `encode` (images to the mean and log-variance of q(z | x)),
         `batch` at a time."""
@@ -109,7 +102,7 @@ class VAEFamily(ImageFamily):
             "conditional": False,
             "num_classes": 0,
             "class_names": [],
-            "config": run["config"],
+            "config": record["config"],
         }
         return model, endpoints, metadata
 

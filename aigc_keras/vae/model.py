@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from ..networks import OneOptimizer
+from ..imaging import to_uint8
+from ..inputs import in_chunks, noise_and_labels
+from ..networks import ImageModel, OneOptimizer, pixels
 from ..precision import training_step
 from ..training.distributed import apply_gradients, replica_noise
+from .config import VAEConfig
+
+DEFAULTS = VAEConfig()
 
 
 @keras.saving.register_keras_serializable("aigc_keras")
-class VAE(OneOptimizer, keras.Model):
+class VAE(ImageModel, OneOptimizer, keras.Model):
     """An encoder q(z | x) = N(z_mean, exp(z_log_var)) and a decoder p(x | z), Bernoulli per pixel.
 
     Each `train_step` draws eps ~ N(0, I), takes z = z_mean + exp(z_log_var / 2) eps (the
@@ -19,10 +25,13 @@ class VAE(OneOptimizer, keras.Model):
         reconstruction = sum over pixels of the cross-entropy of p(x | z) with x in [0, 1],
         kl = -1/2 sum(1 + z_log_var - z_mean^2 - exp(z_log_var)) = KL(q(z | x) || N(0, I)),
         loss = reconstruction + beta kl,
-    averaged over the global batch. Sampling decodes z ~ N(0, I).
+    averaged over the global batch (images uint8, or floats in [-1, 1]; labels, if any, are ignored).
+    Sampling decodes z ~ N(0, I).
     """
 
-    def __init__(self, encoder, decoder, beta=1.0, seed=0, **kwargs):
+    num_classes = 0  # unconditional
+
+    def __init__(self, encoder, decoder, beta=DEFAULTS.beta, seed=DEFAULTS.seed, **kwargs):
         super().__init__(**kwargs)
         self.encoder, self.decoder, self.beta, self.seed = encoder, decoder, beta, seed
         self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "reconstruction", "kl")}
@@ -46,6 +55,12 @@ class VAE(OneOptimizer, keras.Model):
     def call(self, images, training=False):
         return self.decode(self.encoder(images, training=training)[0])
 
+    def generate(self, num: int = 16, seed: int = 0, labels=None) -> np.ndarray:
+        """uint8 images [num, H, W, C]: z ~ N(0, I) drawn by NumPy's generator seeded by `seed`, decoded
+        (the mean of p(x | z)). `labels` must be None: the VAE is unconditional."""
+        z, _ = noise_and_labels(num, [self.latent_dim], seed, 0, labels, self.image_shape)
+        return in_chunks(lambda z, _, k: to_uint8(self.decode(tf.constant(z))), z, None)
+
     def decode(self, z):
         """Images in [-1, 1]: the mean of p(x | z), rescaled."""
         return 2.0 * tf.sigmoid(tf.cast(self.decoder(z, training=False), tf.float32)) - 1.0
@@ -67,7 +82,7 @@ class VAE(OneOptimizer, keras.Model):
         return reconstruction, kl
 
     def train_step(self, data):
-        x, _ = data
+        x = pixels(keras.utils.unpack_x_y_sample_weight(data)[0])
         step = tf.convert_to_tensor(training_step(self.optimizer))
         eps = replica_noise("normal", tf.shape(x)[0], [self.latent_dim], self.seed, step, salt=0)
         with tf.GradientTape() as tape:
@@ -79,7 +94,7 @@ class VAE(OneOptimizer, keras.Model):
         return self._metrics_from(per_example, reconstruction, kl)
 
     def test_step(self, data):
-        x, _ = data
+        x = pixels(keras.utils.unpack_x_y_sample_weight(data)[0])
         eps = tf.random.stateless_normal([tf.shape(x)[0], self.latent_dim], seed=[self.seed, 0])
         reconstruction, kl = self.losses_of(x, eps)
         return self._metrics_from(reconstruction + self.beta * kl, reconstruction, kl)
@@ -94,7 +109,7 @@ class VAE(OneOptimizer, keras.Model):
                 "decoder": keras.saving.serialize_keras_object(self.decoder), "beta": self.beta, "seed": self.seed}
 
     @classmethod
-    def from_config(cls, config):
+    def from_saved_config(cls, config):
         config = dict(config)
         for key in ("encoder", "decoder"):
             config[key] = keras.saving.deserialize_keras_object(config[key])

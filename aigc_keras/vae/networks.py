@@ -7,6 +7,9 @@ from keras import layers
 
 from ..errors import AigcError
 from ..networks import ConfigNetwork
+from .config import VAEConfig
+
+DEFAULTS = VAEConfig()
 
 
 def check_image_size(image_shape) -> None:
@@ -21,7 +24,7 @@ class Encoder(ConfigNetwork):
 
     config_keys = ("image_shape", "latent_dim", "base_filters")
 
-    def __init__(self, image_shape, latent_dim=16, base_filters=32, **kwargs):
+    def __init__(self, image_shape, latent_dim=DEFAULTS.latent_dim, base_filters=DEFAULTS.base_filters, **kwargs):
         image_shape = tuple(image_shape)
         check_image_size(image_shape)
         x = images = keras.Input(image_shape, name="images")
@@ -40,7 +43,7 @@ class Decoder(ConfigNetwork):
 
     config_keys = ("image_shape", "latent_dim", "base_filters")
 
-    def __init__(self, image_shape, latent_dim=16, base_filters=32, **kwargs):
+    def __init__(self, image_shape, latent_dim=DEFAULTS.latent_dim, base_filters=DEFAULTS.base_filters, **kwargs):
         image_shape = tuple(image_shape)
         check_image_size(image_shape)
         height, width, channels = image_shape

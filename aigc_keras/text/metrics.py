@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ..errors import AigcError
-from ..text.tokenizer import tokenizer_from_config
+from .tokenizer import tokenizer_from_config
 
 STREAMS = 16
 

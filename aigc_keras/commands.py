@@ -1,16 +1,90 @@
-"""Pieces every family's commands share."""
+"""The click pieces every family's command module (`gan/cli.py`, ...) is built from: options made from
+a config dataclass (so each option is declared once), the shared options, and the `train`/`export`
+command builders that call the library. The command tree that gathers them is `cli/`.
+TensorFlow-free: a command imports it when it runs.
+"""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
+import typing
 
 import click
 
-from ..console import import_tensorflow_quietly
-from ..errors import Interrupted
-from ..export import QUANTIZATIONS
-from .options import LABEL, SEED
+from .console import import_tensorflow_quietly
+from .errors import Interrupted
+from .export import QUANTIZATIONS
+from .limits import MAX_LABEL, MAX_SEED
+
+
+class FiniteFloat(click.FloatRange):
+    """A bounded float option that refuses nan and inf (click's FloatRange lets nan through every bound)."""
+
+    def convert(self, value, param, ctx):
+        return _finite(super().convert(value, param, ctx), value, self, param, ctx)
+
+
+class _AnyFiniteFloat(click.ParamType):
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        return _finite(click.FLOAT.convert(value, param, ctx), value, self, param, ctx)
+
+
+FINITE = _AnyFiniteFloat()  # an unbounded float option that refuses nan and inf
+SEED = click.IntRange(0, MAX_SEED)  # every --seed: what the seeded generators take
+LABEL = click.IntRange(0, MAX_LABEL)
+
+
+def _finite(number, value, kind, param, ctx):
+    if not math.isfinite(number):
+        kind.fail(f"{value!r} is not a finite number.", param, ctx)
+    return number
+
+
+def config_options(config_class):
+    """Decorator adding one `--flag` per field of `config_class` (bools as --x/--no-x)."""
+
+    def decorate(command):
+        for field, hint in reversed(config_class.field_specs()):
+            command = _option(field, hint)(command)
+        return command
+
+    return decorate
+
+
+def _option(field, hint):
+    meta = field.metadata
+    name = field.name.replace("_", "-")
+    optional = typing.get_origin(hint) is typing.Union
+    base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
+    kwargs = {"default": field.default, "help": meta["help"], "show_default": field.default is not None}
+    if base is bool:
+        return click.option(f"--{name}/--no-{name}", field.name, **kwargs)
+    if meta.get("choices"):
+        kind = click.Choice(meta["choices"])
+    elif base is int:
+        kind = click.IntRange(min=meta.get("min"), max=meta.get("max"))
+    elif base is float:
+        bounded = meta.get("min") is not None or meta.get("max") is not None
+        kind = FiniteFloat(min=meta.get("min"), max=meta.get("max")) if bounded else FINITE
+    else:
+        kind = str
+    return click.option(f"--{name}", field.name, type=kind, **kwargs)
+
+
+def config_argv(config) -> list[str]:
+    """The flags that reproduce `config` (the inverse of `config_options`)."""
+    argv = []
+    for field, _ in config.field_specs():
+        value, name = getattr(config, field.name), field.name.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(f"--{name}" if value else f"--no-{name}")
+        elif value is not None:
+            argv += [f"--{name}", str(value)]
+    return argv
 
 
 def model_option(family: str):
@@ -66,8 +140,6 @@ def epilog(verb: str, name: str, examples: list[str]) -> str:
 def train_command(config_class, name: str, summary: str, examples: list[str]) -> click.Command:
     """`train NAME`: every option of the family's config dataclass, plus --model-dir, --overwrite and
     --force. NAME is the family's name, or an alias of it (it also names the default folder)."""
-    from .options import config_options
-
     @click.command(name, help=summary, epilog=epilog("train", name, examples))
     @model_dir_option(name)
     @overwrite_option
@@ -127,14 +199,14 @@ IMAGE_EVALUATE_OPTIONS = {  # evaluate's options for every image family, by para
 def load_for_sampling(model_dir: str, family: str):
     """(family implementation, trained model) for a `sample` command."""
     import_tensorflow_quietly()
-    from ..families import get_family
-    from ..model_dir import ModelDir
+    from .families import get_family
+    from .model_dir import ModelDir
 
     return get_family(family), ModelDir(model_dir).load_model(family)
 
 
 def write_images(out: str, images, labels, columns) -> None:
-    from ..imaging import save_images
+    from .imaging import save_images
 
     save_images(out, images, labels, columns)
     click.echo(f"wrote {len(images)} images to {out}")
@@ -142,7 +214,7 @@ def write_images(out: str, images, labels, columns) -> None:
 
 def run_training(config, model_dir: str, overwrite: bool, force: bool) -> None:
     import_tensorflow_quietly()
-    from ..training.runner import train
+    from .training.runner import train
 
     start = time.time()
     try:
@@ -156,7 +228,7 @@ def run_training(config, model_dir: str, overwrite: bool, force: bool) -> None:
 def run_export(family: str, model_dir: str, out_dir: str, force: bool, tflite: bool, quantize: str,
                **options) -> None:
     import_tensorflow_quietly()
-    from ..export import export_trained
+    from .export import export_trained
 
     try:
         meta = export_trained(family, model_dir, out_dir, tflite=tflite, quantize=quantize, force=force, **options)
