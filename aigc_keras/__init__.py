@@ -32,7 +32,7 @@ _PUBLIC = {
     "ClassifierConfig": "aigc_keras.classifier.config",
     "load": "aigc_keras.api",
     "load_data": "aigc_keras.api",
-    "export": "aigc_keras.api",
+    "export_model": "aigc_keras.api",
     "train": "aigc_keras.api",
     "AigcError": "aigc_keras.errors",
 }

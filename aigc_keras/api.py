@@ -1,4 +1,4 @@
-"""The Python API's functions: `train` a model as the command line does, `load` it, `export` it, and
+"""The Python API's functions: `train` a model as the command line does, `load` it, `export_model` it, and
 `load_data` of a spec as arrays or a text.
 
 The model classes themselves (`GAN`, `DiffusionModel`, `VAE`, `LanguageModel` and its two
@@ -31,24 +31,27 @@ def load_data(spec: str):
     return images, labels if data.num_classes else None
 
 
-def load(path: str | Path) -> keras.Model:
+def load(path: str | Path, compile: bool = False) -> keras.Model:
     """The trained model in `path`: a model folder (what `aigc-keras train` or `train` wrote) or a `.keras`
-    file. It computes in float32 (even if it trained in mixed precision) and is not compiled: ready to
-    `generate`, to evaluate, to export. A damaged file or weights that are not finite raise `ValueError`."""
+    file, ready to `generate` and to export. It computes in float32 (even if it trained in mixed
+    precision). With `compile`, it comes back as it was saved, with its optimizer's state, to `fit` or
+    `evaluate` on. A damaged file or weights that are not finite raise `ValueError`."""
     path = Path(path)
-    if entry_kind(path) == "file" and path.suffix == ".keras":
-        from .precision import float32_model
+    if entry_kind(path) != "file" or path.suffix != ".keras":
+        md = ModelDir(path)
+        return md.load_model(md.record()["family"], compile)
+    from .precision import float32_model
 
-        try:
-            return float32_model(keras.models.load_model(path, compile=False))
-        except (OSError, ValueError, TypeError) as e:
-            raise AigcError(f"cannot load {path}: it is not a whole .keras file of aigc-keras ({e})") from None
-    md = ModelDir(path)
-    return md.load_model(md.record()["family"])
+    try:
+        model = keras.models.load_model(path, compile=compile)
+    except (OSError, ValueError, TypeError):  # their text names Keras internals
+        raise AigcError(f"cannot load {path}: it is not a whole .keras file of a model this version of "
+                        "aigc-keras can read") from None
+    return model if compile else float32_model(model)
 
 
-def export(model_dir: str | Path, out_dir: str | Path, tflite: bool = True, quantize: str = "none",
-           force: bool = False, **options) -> dict:
+def export_model(model_dir: str | Path, out_dir: str | Path, tflite: bool = True, quantize: str = "none",
+                 force: bool = False, **options) -> dict:
     """Export the trained model in `model_dir` to `out_dir` as `aigc-keras export` does: a SavedModel and
     (with `tflite`) a `.tflite` whose every signature runs the same in both LiteRT APIs and in
     TensorFlow (nothing is written otherwise), and metadata.json, which is returned. `quantize` is none,

@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 from . import fileio, folders
-from .errors import AigcError, reason
+from .errors import AigcError
 
 
 class ModelDir:
@@ -87,10 +87,11 @@ class ModelDir:
         except (OSError, zipfile.BadZipFile, EOFError):
             return False
 
-    def load_model(self, family: str):
-        """The trained `keras.Model` of `family`, for sampling and export (not compiled; float32
-        even when it was trained with mixed precision). A damaged file, or weights that are not
-        finite (a diverged run), are refused with one line."""
+    def load_model(self, family: str, compile: bool = False):
+        """The trained `keras.Model` of `family`, for sampling and export: float32 even when it was
+        trained with mixed precision, and not compiled; with `compile`, as it was saved, with its
+        optimizer's state. A damaged file, or weights that are not finite (a diverged run), are
+        refused with one line."""
         import keras
         import numpy as np
 
@@ -109,9 +110,11 @@ class ModelDir:
         from .precision import float32_model
 
         try:
-            model = float32_model(keras.models.load_model(self.model, compile=False))
-        except Exception as e:
-            raise AigcError(f"cannot load {self.model}: {reason(e)}") from None
+            model = keras.models.load_model(self.model, compile=compile)
+        except Exception:  # its text names Keras internals
+            raise AigcError(f"cannot load {self.model}: it is not a model this version of aigc-keras can read "
+                            "(train it again, or use the version that trained it)") from None
+        model = model if compile else float32_model(model)
         if not all(np.all(np.isfinite(w)) for w in model.get_weights()):
             raise AigcError(f"{self.model} holds weights that are not finite (a diverged run); retrain it with a "
                             "lower learning rate")

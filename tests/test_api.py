@@ -27,7 +27,7 @@ def test_the_public_names_are_there_and_cheap_to_import():
     code = ("import sys, aigc_keras as ak\n"
             "assert 'tensorflow' not in sys.modules\n"
             "names = {'GAN', 'DiffusionModel', 'VAE', 'LanguageModel', 'LSTMLanguageModel', 'TransformerLanguageModel',"
-            " 'GANConfig', 'DiffusionConfig', 'VAEConfig', 'TextConfig', 'load', 'load_data', 'train', '__version__'}\n"
+            " 'GANConfig', 'DiffusionConfig', 'VAEConfig', 'TextConfig', 'load', 'load_data', 'train', 'export_model', '__version__'}\n"
             "assert names <= set(ak.__all__) and names <= set(dir(ak)), names - set(dir(ak))\n")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
     assert ak.GANConfig().family == "gan" and issubclass(ak.GAN, keras.Model)
@@ -173,3 +173,24 @@ def test_a_saved_model_reloads_in_a_fresh_interpreter_after_import_aigc_keras(tm
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "DiffusionModel", result.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_every_snippet_of_the_readme_python_api_section_runs(tmp_path):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("\n## Python API\n", 1)[1].split("\n## ", 1)[0]
+    snippets = section.split("```python\n")[1:]
+    assert len(snippets) >= 3
+    script = "\n".join(snippet.split("```", 1)[0] for snippet in snippets)
+    script += textwrap.dedent("""
+        assert pictures.shape == (16, 28, 28, 1) and str(pictures.dtype) == "uint8"
+        assert digits.shape == (10, 28, 28, 1)
+        import os
+        assert os.path.isfile("diffusion.keras") and os.path.isfile("export/gan/model.tflite")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = [line for line in result.stdout.splitlines() if not line.startswith(("TensorBoard:", "saved "))]
+    assert len("\n".join(printed)) >= 150, result.stdout  # the 200 generated characters

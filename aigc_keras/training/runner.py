@@ -79,12 +79,8 @@ def _train(config, shared: ModelDir, md: ModelDir, strategy, fresh: bool, callba
     validation = family.validation_data(config, data)
     history = [entry for entry in shared.history() if entry["epoch"] <= done]
     folders.claim(md.path, folders.MODEL)
-    fileio.write_json(md.config_file, {
-        "family": family.name,
-        "config": config.to_dict(),
-        "data": data_info,
-        "versions": versions(),
-    })
+    fileio.write_json(md.config_file, {"family": family.name, "config": config.to_dict(), "data": data_info,
+                                       "versions": versions()})
     if done >= config.epochs:
         if not md.model_is_whole():
             fileio.save_keras(model, md.model)
@@ -96,12 +92,12 @@ def _train(config, shared: ModelDir, md: ModelDir, strategy, fresh: bool, callba
         log(f"resuming {shared.path} after epoch {done} of {config.epochs}")
     if md is shared:
         log(f"TensorBoard: tensorboard --logdir {md.logs}")
+    monitor = TensorBoardMonitor(md.logs, md.samples, config.hparams(),
+                                 lambda: family.preview(float32_model(model), config, data_info))
     trainee = model
     if is_multi_worker(strategy):
         with strategy.scope():
             trainee, dataset, validation = packed_fit_data(model, dataset, validation)
-    monitor = TensorBoardMonitor(md.logs, md.samples, config.hparams(),
-                                 lambda: family.preview(float32_model(model), config, data_info))
     trainee.fit(
         dataset,
         epochs=config.epochs,

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..errors import AigcError, arg
 from ..imaging import to_uint8
 from ..inputs import in_chunks, noise_and_labels
 from ..networks import ImageModel, OneOptimizer, pixels
@@ -58,7 +59,9 @@ class VAE(ImageModel, OneOptimizer, keras.Model):
     def generate(self, num: int = 16, seed: int = 0, labels=None) -> np.ndarray:
         """uint8 images [num, H, W, C]: z ~ N(0, I) drawn by NumPy's generator seeded by `seed`, decoded
         (the mean of p(x | z)). `labels` must be None: the VAE is unconditional."""
-        z, _ = noise_and_labels(num, [self.latent_dim], seed, 0, labels, self.image_shape)
+        if labels is not None:
+            raise AigcError(f"{arg('labels', '--label')} needs a conditional model; the VAE is unconditional")
+        z, _ = noise_and_labels(num, [self.latent_dim], seed, image_shape=self.image_shape)
         return in_chunks(lambda z, _, k: to_uint8(self.decode(tf.constant(z))), z, None)
 
     def decode(self, z):
