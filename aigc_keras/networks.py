@@ -30,25 +30,41 @@ def pixels(images):
     return tf.cast(images, tf.float32)
 
 
-class ImageModel:
-    """Mixin for the image generators (`GAN`, `DiffusionModel`, `VAE`): `fit` on image arrays as Keras
-    users pass them, and `from_config` of the family's config dataclass. (A mixin for the reason
-    `OneOptimizer` gives.) The class names its sampling network in `num_classes` and `image_shape`."""
+class PreparedFit:
+    """Mixin: Keras's own `fit`, with its `x` (and `validation_data`'s) passed through `prepared` first, so
+    that a model takes what its users hold (image arrays in any range, a text)."""
+
+    def prepared(self, x):
+        """`x` as Keras's `fit` takes it."""
+        return x
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
-        """`keras.Model.fit`, where image arrays may be uint8, or float in [0, 1] or [-1, 1] ([N, H, W] or
-        [N, H, W, C]), with integer labels `y` for a conditional model. A `tf.data.Dataset` yields uint8
-        images (or floats in [-1, 1]), alone or with labels."""
         if isinstance(validation_data, (tuple, list)):
-            validation_data = (_fit_images(validation_data[0]), *validation_data[1:])
+            validation_data = (self.prepared(validation_data[0]), *validation_data[1:])
+        elif validation_data is not None:
+            validation_data = self.prepared(validation_data)
         return super().fit(
-            x=_fit_images(x), y=y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
+            x=self.prepared(x), y=y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
             validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
             class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
             steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
             validation_batch_size=validation_batch_size, validation_freq=validation_freq)
+
+
+class ImageModel(PreparedFit):
+    """Mixin for the image generators (`GAN`, `DiffusionModel`, `VAE`): `fit` on image arrays as Keras
+    users pass them, and `from_config` of the family's config dataclass. (A mixin for the reason
+    `OneOptimizer` gives.) The class names its sampling network in `num_classes` and `image_shape`."""
+
+    def prepared(self, x):
+        """`fit`'s images: arrays may be uint8, or float in [0, 1] or [-1, 1] ([N, H, W] or [N, H, W, C])
+        and become uint8 (see `data.images.uint8_images`); a `tf.data.Dataset` yields uint8 images (or
+        floats in [-1, 1]), alone or with labels, and passes as it is."""
+        if isinstance(x, (np.ndarray, list)):
+            return uint8_images(x, "x")
+        return x
 
     @classmethod
     def from_config(cls, config, custom_objects=None, *, images=None, labels=None):
@@ -68,13 +84,6 @@ def model_from_options(cls, config: TrainConfig, **data):
     if not isinstance(model, cls):
         raise AigcError(f"a {type(config).__name__} builds a {type(model).__name__}, not a {cls.__name__}")
     return model
-
-
-def _fit_images(x):
-    """`fit`'s x: arrays become uint8 images (see `data.images.uint8_images`); a dataset passes as it is."""
-    if isinstance(x, (np.ndarray, list)):
-        return uint8_images(x, "x")
-    return x
 
 
 def activation_bytes(model: keras.Model) -> int:

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..config import TrainConfig
-from ..networks import OneOptimizer, ReplicaDropout, model_from_options
+from ..networks import OneOptimizer, PreparedFit, ReplicaDropout, model_from_options
 from ..training.distributed import apply_gradients
 from .config import SAMPLE_LENGTH, TextConfig
 from .tokenizer import tokenizer_from_config
@@ -27,7 +27,7 @@ LN2 = math.log(2.0)
 TOKEN_BYTES = 128  # what generation keeps per token: its id, its uniform number, its text
 
 
-class LanguageModel(OneOptimizer, keras.Model):
+class LanguageModel(PreparedFit, OneOptimizer, keras.Model):
     """Teacher forcing, the loss / bits-per-token / perplexity metrics and the config every
     language model shares. Bits per token are bits per character with the chars tokenizer.
     `clipnorm` clips the global gradient norm, the same under any number of replicas. The tokenizer
@@ -65,22 +65,13 @@ class LanguageModel(OneOptimizer, keras.Model):
             return model_from_options(cls, config, text=text)
         return cls(**config)
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
-            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
-        """`keras.Model.fit`, where `x` (and `validation_data`) may be a text, or token ids [N]: they are
-        cut into windows of `seq_len` + 1 ids with the model's tokenizer. Windows [B, seq_len + 1] or a
-        dataset of them pass as they are."""
-        return super().fit(
-            x=self.windows(x), y=y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
-            validation_split=validation_split,
-            validation_data=None if validation_data is None else self.windows(validation_data), shuffle=shuffle,
-            class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
-            validation_batch_size=validation_batch_size, validation_freq=validation_freq)
+    def prepared(self, x):
+        """`fit`'s x: a text or token ids [N] are cut into windows (`windows`)."""
+        return self.windows(x)
 
     def windows(self, data):
-        """A text or token ids [N] as int32 windows [M, seq_len + 1] (stride seq_len); anything else as it is."""
+        """A text or token ids [N] as int32 windows [M, seq_len + 1] (stride seq_len), cut with the model's
+        tokenizer; windows [B, seq_len + 1] or a dataset of them pass as they are."""
         if isinstance(data, str):
             data = tokenizer_from_config(self.tokenizer).encode(data)
         if isinstance(data, (np.ndarray, list)) and np.ndim(data) == 1:
