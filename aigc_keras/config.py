@@ -21,6 +21,9 @@ LR_SCHEDULES = ("constant", "cosine")
 IMAGE_SPECS = "mnist, tfds:NAME[:SPLIT], idx:PATH, folder:DIR or npz:FILE"
 LR_SCHEDULE_HELP = "learning rate: constant, or cosine: linear warm-up, then cosine decay to 0 at the last epoch"
 WARMUP_HELP = "optimizer steps of linear learning-rate warm-up (--lr-schedule cosine)"
+SMALL_DATA = 10_000  # images: below this, the defaults turn on the augmentations of small data
+MIN_EPOCH_HELP = ("an epoch takes at least this many optimizer steps: on smaller data it is several passes, so that "
+                  "a small data set trains as long as the default one does (0: one pass)")
 TEXT_SPECS = "shakespeare, text:PATH[,PATH...] (UTF-8 files or folders) or tfds:NAME[:SPLIT]"
 
 
@@ -44,8 +47,10 @@ class TrainConfig:
     epochs: int = option(10, "number of epochs to train", min=1, resumable=True)
     batch_size: int = option(128, "global batch size, split across replicas", min=1)
     steps_per_epoch: Optional[int] = option(
-        None, "cap on steps per epoch (default: one pass over the data)", min=1
+        None, "optimizer steps per epoch [default: one pass over the data, or --min-epoch-steps if that is more]",
+        min=1
     )
+    min_epoch_steps: int = option(0, MIN_EPOCH_HELP, min=0)
     seed: int = option(0, "seed for weights, data order and training noise", min=0, max=MAX_SEED)
     strategy: str = option(
         "auto",
@@ -101,7 +106,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict, source: str | None = None) -> "TrainConfig":
-        """The config from saved values; errors name `source` (a file) rather than a flag."""
+        """The config from saved values; errors name `source` (a file) rather than a flag. Runs saved
+        before `min_epoch_steps` had one-pass epochs, and keep them."""
+        values = {"min_epoch_steps": 0, **values}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         where = f"{source}: " if source else ""
@@ -115,6 +122,10 @@ class TrainConfig:
             return cls(**values)
         except AigcError as e:
             raise AigcError(f"{where}{e}") from None
+
+    def epoch_steps(self, one_pass: int) -> int:
+        """Optimizer steps in one epoch when a pass over the data takes `one_pass` steps."""
+        return self.steps_per_epoch or max(one_pass, self.min_epoch_steps)
 
     def hparams(self) -> dict:
         """The options as TensorBoard hparams (bool, int, float or str values only)."""
@@ -139,6 +150,9 @@ class ImageTrainConfig(TrainConfig):
     )
     eval_samples: int = option(256, "samples (and real images) per KID estimate during training", min=4,
                                resumable=True)
+    flip: Optional[bool] = option(
+        None, f"train on images mirrored at random too (wrong for digits and text, which mirroring changes) "
+              f"[default: on for colour data of fewer than {SMALL_DATA:,} images]")
     eval_classifier: Optional[str] = option(
         None, "feature classifier folder for that KID [default: the shipped one for mnist, else InceptionV3]",
         resumable=True,

@@ -87,7 +87,7 @@ def gan_config(images_npz):
 
     def make(**overrides):
         options = dict(data=images_npz, epochs=2, batch_size=16, steps_per_epoch=3, latent_dim=8,
-                       base_filters=8, strategy="default", conditional=False)
+                       base_filters=8, strategy="default", conditional=False, augment=False)
         options.update(overrides)
         return GANConfig(**options)
 

@@ -279,3 +279,36 @@ def test_the_server_refuses_paths_outside_what_it_serves(site):
             urllib.request.urlopen(demo.url + path)
         assert refused.value.code == 404, path
     assert urllib.request.urlopen(demo.url + "exports/gan/metadata.json").status == 200
+
+
+def test_a_colour_64x64_export_draws_in_the_page_as_in_python(browser, tmp_path):
+    images, labels = make_images(n=32, size=64, channels=3)
+    np.savez(tmp_path / "colour.npz", images=images, labels=labels)
+    exports = tmp_path / "exports"
+    for args in (["train", "gan", "--data", f"npz:{tmp_path / 'colour.npz'}", "--model-dir", str(tmp_path / "gan"),
+                  "--latent-dim", "8", "--base-filters", "4", "--batch-size", "8", "--epochs", "1",
+                  "--steps-per-epoch", "2", "--strategy", "default"],
+                 ["export", "gan", "--model", str(tmp_path / "gan"), "--out", str(exports / "gan"), "--tflite",
+                  "--batch", "2"]):
+        with pytest.raises(SystemExit) as done:
+            main(args)
+        assert done.value.code == 0, args
+    demo = Demo(exports)
+    try:
+        browser.get(demo.url)
+        assert browser.execute_async_script("window.demo.ready.then(arguments[0])") is True
+        browser.find_element("css selector", "#gan [data-role=count]").clear()
+        browser.find_element("css selector", "#gan [data-role=count]").send_keys("3")
+        press(browser, "gan", "generate")
+        noise = np.array(page_value(browser, "window.demo.gan.noise"), np.float32).reshape(3, 8)
+        labels = np.array(page_value(browser, "window.demo.gan.labels"), np.int32)
+        python = LiteRTModel(exports / "gan" / "model.tflite")
+        want = np.concatenate([python.run("generate", z=noise[rows], label=labels[rows])["images"]
+                               for rows in ([0, 1], [2, 2])])[:3]
+        got = np.array(page_value(browser, "window.demo.gan.images"), np.uint8).reshape(want.shape)
+        assert want.shape == (3, 64, 64, 3)
+        np.testing.assert_array_equal(got, want)
+        canvas = browser.find_element("css selector", "#gan [data-role=canvas]")
+        assert int(canvas.get_attribute("width")) >= 2 * 64 and console_errors(browser) == []
+    finally:
+        demo.close()

@@ -7,8 +7,8 @@ the middle, its family wiring above the shared training and export code, its com
     0 base        errors, limits, interrupts, console, version, fileio
     1 options     config, families (the registry), each family's config
     2 files       folders, imaging, inputs, data
-    3 keras       networks, precision, training.distributed, training.strategy, training.local_cluster,
-                  metrics.image
+    3 keras       networks, precision, augment, training.distributed, training.strategy,
+                  training.local_cluster, metrics.image
     4 family      each family's model, networks, samplers, tokenizer, metrics, ... (all but the below)
     5 shared      model_dir, metrics.features, metrics.evaluate, training.family, training.callbacks, export
     6 wiring      each family's family.py
@@ -98,8 +98,8 @@ LAYERS = [
     ("base", {"errors", "limits", "interrupts", "console", "version", "fileio"}),
     ("options", {"config", "families", *(f"{f}.config" for f in FAMILIES)}),
     ("files", {"folders", "imaging", "inputs", "data"}),
-    ("keras", {"networks", "precision", "training.distributed", "training.strategy", "training.local_cluster",
-               "metrics.image"}),
+    ("keras", {"networks", "precision", "augment", "training.distributed", "training.strategy",
+               "training.local_cluster", "metrics.image"}),
     ("family", set(FAMILIES)),
     ("shared", {"model_dir", "metrics", "metrics.features", "metrics.evaluate", "training", "training.family",
                 "training.callbacks", "export"}),

@@ -242,7 +242,7 @@ async function write(entry) {
     if (context && state.position[0] >= context) state = await read(history.slice(-(context >> 1), -1));
     const out = await feed(history[history.length - 1], state);
     state = Object.fromEntries(meta.state.map((s) => [s.name, out[s.name]]));
-    const token = nextToken(out.logits, uniform[i], c.temperature, c.topK, c.topP);
+    const token = nextToken(out.logits, uniform[i], c.temperature, c.topK, c.topP, entry.meta.unknown_id ?? null);
     history.push(token);
     ids.push(token);
     output.textContent += decode(token);

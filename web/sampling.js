@@ -1,6 +1,7 @@
 // The next token from logits, by the rules of `aigc_keras/text/sampling.py` (and so of the exported
 // `generate` and of `aigc-keras sample`): temperature, then top-k, then top-p, then the token whose
-// interval of the cumulative distribution holds the uniform number u; temperature 0 is greedy.
+// interval of the cumulative distribution holds the uniform number u; temperature 0 is greedy. The
+// `banned` id (the tokenizer's unknown id, from metadata.json) is never drawn: it stands for no character.
 
 const NEG_INF = -1e9;
 
@@ -30,7 +31,11 @@ export function softmax(values) {
   return exps.map((e) => e / sum);
 }
 
-export function nextToken(logits, u, temperature, topK, topP) {
+export function nextToken(logits, u, temperature, topK, topP, banned = null) {
+  if (banned !== null) {
+    logits = Float32Array.from(logits);
+    logits[banned] = NEG_INF;
+  }
   if (temperature <= 0) {
     let best = 0;
     for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;

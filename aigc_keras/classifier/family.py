@@ -26,9 +26,8 @@ class ClassifierFamily(Family):
             raise AigcError(f"{config.data} has no labels: a classifier needs labelled data")
         return data
 
-    def steps_per_epoch(self, config: ClassifierConfig, data_info: dict) -> int:
-        train = int(data_info["num_examples"] * (1 - config.validation_split))
-        return config.steps_per_epoch or max(train // config.batch_size, 1)
+    def pass_steps(self, config: ClassifierConfig, data_info: dict) -> int:
+        return max(int(data_info["num_examples"] * (1 - config.validation_split)) // config.batch_size, 1)
 
     def dataset(self, config: ClassifierConfig, data, global_batch_size: int, start_epoch: int = 0):
         train, _ = data.split(config.validation_split)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Optional
 
-from ..config import ImageTrainConfig, option
+from ..config import MIN_EPOCH_HELP, ImageTrainConfig, option
 from ..errors import AigcError, arg
 
 OBJECTIVES = ("eps", "v", "flow")
@@ -24,6 +24,11 @@ DEFAULT_STEPS = {"ddim": 50, "dpm++": 50, "euler": 25, "heun": 12}  # ddpm: T. H
 def default_sampler(objective: str) -> str:
     """The sampler that `sample`, `evaluate` and `export` use when none is given."""
     return "heun" if objective == "flow" else "ddim"
+
+
+def default_patch(image_shape) -> int:
+    """The space-to-depth factor for images of `image_shape`: a U-Net level then works on 16x16 or less."""
+    return 2 if max(image_shape[:2]) <= 32 else 4
 
 
 def check_eta(sampler: str, eta: float | None) -> None:
@@ -51,6 +56,7 @@ class DiffusionConfig(ImageTrainConfig):
 
     epochs: int = option(6, "number of epochs to train", min=1, resumable=True)
     batch_size: int = option(64, "global batch size, split across replicas", min=1)
+    min_epoch_steps: int = option(937, MIN_EPOCH_HELP, min=0)  # a pass over the default data (60,000 / 64)
     objective: str = option(
         "flow", "eps or v: DDPM, the network predicts the noise or v; flow: rectified flow, it predicts the "
         "velocity eps - x_0 on continuous t in [0, 1]", choices=OBJECTIVES)
@@ -61,8 +67,9 @@ class DiffusionConfig(ImageTrainConfig):
     loss_weighting: str = option("none", "DDPM: min-snr weighs each t by min(SNR, gamma) (Hang et al. 2023)",
                                  choices=LOSS_WEIGHTING)
     min_snr_gamma: float = option(5.0, "gamma of --loss-weighting min-snr", min=0.0)
-    patch: int = option(2, "space-to-depth factor: 2 turns 28x28x1 into 14x14x4, so no level runs at full "
-                           "resolution", min=1, max=4)
+    patch: Optional[int] = option(
+        None, "space-to-depth factor: 2 turns 28x28x1 into 14x14x4, so no level runs at full resolution [default: "
+              "2 for images up to 32x32, 4 for larger ones]", min=1, max=8)
     base_filters: int = option(32, "U-Net channels at its first resolution (twice that below)", min=8)
     levels: int = option(2, "U-Net resolutions (14 -> 7 with 2 and --patch 2)", min=1, max=6)
     res_blocks: int = option(1, "residual blocks per resolution", min=1)

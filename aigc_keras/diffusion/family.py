@@ -10,7 +10,7 @@ from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid
 from ..inputs import noise_and_labels
 from ..training.family import ImageFamily, data_epochs
-from .config import EXPORT_SAMPLERS, GUIDANCE, DiffusionConfig
+from .config import EXPORT_SAMPLERS, GUIDANCE, DiffusionConfig, default_patch
 from .model import DiffusionModel
 from .pipeline import generate_fn, resolve
 from .samplers import DDIMSampler, EulerSampler
@@ -35,6 +35,8 @@ class DiffusionFamily(ImageFamily):
                     "fault with a conditional model, a failed DIV with dpm++); use --quantize dynamic or float16")
 
     def check_image_shape(self, config: DiffusionConfig, image_shape) -> None:
+        if config.patch is None:  # settled here, so that config.json records it
+            config.patch = default_patch(image_shape)
         check_image_size(image_shape, config.levels, config.patch)
 
     def dataset(self, config: DiffusionConfig, data, global_batch_size: int, start_epoch: int = 0):
@@ -55,6 +57,7 @@ class DiffusionFamily(ImageFamily):
             time_sampling=config.time_sampling,
             loss_weighting=config.loss_weighting,
             min_snr_gamma=config.min_snr_gamma,
+            flip=config.flip,
         )
         model.compile(optimizer=self.adam(config, data_info, config.learning_rate))
         return model

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..augment import flip
 from ..imaging import to_uint8
 from ..inputs import in_chunks, noise_and_labels
 from ..networks import ImageModel, OneOptimizer, ema_copy, pixels
@@ -35,15 +36,16 @@ class DiffusionModel(ImageModel, OneOptimizer, keras.Model):
     [-1, 1]). A conditional model trains on (images, labels) and replaces the label by the null class
     with probability `label_dropout`, so one network also learns the unconditional prediction that
     classifier-free guidance needs. With `ema_momentum`, an exponential moving average of the network
-    is kept for sampling and export.
+    is kept for sampling and export. With `flip`, training images are mirrored at random.
     """
 
     def __init__(self, network, schedule=DEFAULTS.schedule, timesteps=DEFAULTS.timesteps,
                  objective=DEFAULTS.objective, label_dropout=DEFAULTS.label_dropout,
                  ema_momentum=DEFAULTS.ema_momentum if DEFAULTS.ema else None, seed=DEFAULTS.seed,
                  time_sampling=DEFAULTS.time_sampling, loss_weighting=DEFAULTS.loss_weighting,
-                 min_snr_gamma=DEFAULTS.min_snr_gamma, prediction=None, **kwargs):
+                 min_snr_gamma=DEFAULTS.min_snr_gamma, flip=False, prediction=None, **kwargs):
         super().__init__(**kwargs)
+        self.flip = flip
         objective = prediction or objective  # models saved before `objective` called it `prediction`
         if objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
@@ -137,6 +139,8 @@ class DiffusionModel(ImageModel, OneOptimizer, keras.Model):
         x0 = pixels(images)
         batch = tf.shape(x0)[0]
         step = tf.convert_to_tensor(training_step(self.optimizer))
+        if self.flip:
+            x0 = flip(x0, self.seed, step, salt=4)
         u = replica_noise("uniform", batch, [], self.seed, step, salt=0)
         eps = replica_noise("normal", batch, self.image_shape, self.seed, step, salt=1)
         if self.objective == "flow":
@@ -224,6 +228,7 @@ class DiffusionModel(ImageModel, OneOptimizer, keras.Model):
             "label_dropout": self.label_dropout,
             "ema_momentum": self.ema_momentum,
             "seed": self.seed,
+            "flip": self.flip,
         }
 
     @classmethod

@@ -20,7 +20,7 @@ from keras import layers, ops
 
 from ..errors import AigcError, arg
 from ..networks import ConfigNetwork
-from .config import DiffusionConfig
+from .config import DiffusionConfig, default_patch
 
 DEFAULTS = DiffusionConfig()
 
@@ -103,9 +103,10 @@ class UNet(ConfigNetwork):
     config_keys = ("image_shape", "base_filters", "levels", "res_blocks", "attention", "num_classes", "patch")
 
     def __init__(self, image_shape, base_filters=DEFAULTS.base_filters, levels=DEFAULTS.levels,
-                 res_blocks=DEFAULTS.res_blocks, attention=DEFAULTS.attention, num_classes=0, patch=DEFAULTS.patch,
+                 res_blocks=DEFAULTS.res_blocks, attention=DEFAULTS.attention, num_classes=0, patch=None,
                  **kwargs):
         image_shape = tuple(image_shape)
+        patch = patch or default_patch(image_shape)
         check_image_size(image_shape, levels, patch)
         filters = level_filters(base_filters, levels)
         emb_dim = 4 * base_filters

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Optional
 
-from ..config import ImageTrainConfig, option
+from ..config import MIN_EPOCH_HELP, SMALL_DATA, ImageTrainConfig, option
 from ..errors import AigcError, arg
 
 GAN_LOSSES = ("ns", "hinge", "wgan-gp")
@@ -19,6 +19,7 @@ class GANConfig(ImageTrainConfig):
 
     epochs: int = option(6, "number of epochs to train", min=1, resumable=True)
     batch_size: int = option(32, "global batch size, split across replicas", min=1)
+    min_epoch_steps: int = option(1875, MIN_EPOCH_HELP, min=0)  # a pass over the default data (60,000 digits / 32)
     latent_dim: int = option(100, "size of the generator's input noise z", min=1)
     base_filters: int = option(
         32, "channels of the full-resolution layers; doubled at each lower resolution", min=1
@@ -35,6 +36,10 @@ class GANConfig(ImageTrainConfig):
     )
     minibatch_std: int = option(0, "discriminator sees the feature spread over groups of this many images (0: "
                                    "off); against drawing too few kinds of image", min=0)
+    augment: Optional[bool] = option(
+        None, "DiffAugment (colour, translation, cutout) of every image the discriminator sees, real and fake "
+              f"(Zhao et al. 2020), against a discriminator that memorises small data [default: on for fewer than "
+              f"{SMALL_DATA:,} images]")
     conditional: Optional[bool] = option(None, "class-conditional GAN: draws every class in turn [default: on when "
                                                "the data has labels]")
     ema: bool = option(True, "keep an EMA copy of the generator for sampling and export")

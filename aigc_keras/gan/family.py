@@ -23,8 +23,8 @@ class GANFamily(ImageFamily):
     def check_image_shape(self, config: GANConfig, image_shape) -> None:
         upsampling_plan(image_shape)
 
-    def steps_per_epoch(self, config: GANConfig, data_info: dict) -> int:
-        return config.steps_per_epoch or max(data_info["num_examples"] // (config.batch_size * config.n_critic), 1)
+    def pass_steps(self, config: GANConfig, data_info: dict) -> int:
+        return max(data_info["num_examples"] // (config.batch_size * config.n_critic), 1)
 
     def dataset(self, config: GANConfig, data, global_batch_size: int, start_epoch: int = 0):
         return data_epochs(config, data, global_batch_size, start_epoch, per_step=config.n_critic)
@@ -41,6 +41,8 @@ class GANFamily(ImageFamily):
             n_critic=config.n_critic,
             ema_momentum=config.ema_momentum if config.ema else None,
             seed=config.seed,
+            augment=config.augment,
+            flip=config.flip,
         )
         gan.compile(
             d_optimizer=self.adam(config, data_info, config.d_learning_rate, beta_1=config.beta_1,

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..augment import diff_augment, flip
 from ..imaging import to_uint8
 from ..inputs import in_chunks, noise_and_labels
 from ..networks import ImageModel, ema_copy, pixels
@@ -29,12 +30,16 @@ class GAN(ImageModel, keras.Model):
     pipeline stacks them, [B, n_critic, H, W, C]; with labels [B] (or [B, n_critic]) when conditional.
     Losses are averaged over the global batch, so a step is the same under any number of replicas.
     With `ema_momentum`, an exponential moving average of the generator is kept for sampling and export.
+    With `augment`, every image the discriminator sees, real or fake, goes through DiffAugment (small
+    data: its discriminator would memorise the real ones); with `flip`, real images are mirrored at random.
     """
 
     def __init__(self, generator, discriminator, loss=DEFAULTS.loss, label_smoothing=DEFAULTS.label_smoothing,
                  gp_weight=DEFAULTS.gp_weight, n_critic=DEFAULTS.n_critic,
-                 ema_momentum=DEFAULTS.ema_momentum if DEFAULTS.ema else None, seed=DEFAULTS.seed, **kwargs):
+                 ema_momentum=DEFAULTS.ema_momentum if DEFAULTS.ema else None, seed=DEFAULTS.seed, augment=False,
+                 flip=False, **kwargs):
         super().__init__(**kwargs)
+        self.augment, self.flip = augment, flip
         self.generator = generator
         self.discriminator = discriminator
         self.objective = loss
@@ -117,7 +122,10 @@ class GAN(ImageModel, keras.Model):
     def _inputs(self, z_or_images, labels):
         return [z_or_images, labels] if self.conditional else z_or_images
 
-    def _critic(self, images, labels):
+    def _critic(self, images, labels, step=None, salt=None):
+        """D's logits [N]; with `augment`, of DiffAugment's images (drawn from (step, salt))."""
+        if self.augment and salt is not None:
+            images = diff_augment(images, self.seed, step, salt)
         logits = self.discriminator(self._inputs(images, labels), training=True)
         return tf.cast(tf.squeeze(logits, -1), tf.float32)
 
@@ -146,12 +154,12 @@ class GAN(ImageModel, keras.Model):
             # The last critic step shares its generator pass with the generator step (as the
             # PyTorch DCGAN reference does): G's forward is recorded once, D is updated on the
             # detached fakes, then G is updated through the updated D.
+            images = flip(real[:, k], self.seed, step, salt=100 + k) if self.flip else real[:, k]
             with tf.GradientTape() as g_tape:
                 fake = tf.cast(self.generator(self._inputs(z, labels[:, k]), training=True), tf.float32)
-                self._discriminator_step(real[:, k], labels[:, k], tf.stop_gradient(fake), step,
-                                         salt=2 * k + 1)
+                self._discriminator_step(images, labels[:, k], tf.stop_gradient(fake), step, salt=2 * k + 1)
                 if k == self.n_critic - 1:
-                    per_example = self.g_loss_fn(self._critic(fake, labels[:, k]))
+                    per_example = self.g_loss_fn(self._critic(fake, labels[:, k], step, salt=400))
                     g_loss = self.g_optimizer.scale_loss(tf.nn.compute_average_loss(per_example))
         weights = self.generator.trainable_weights
         apply_gradients(self.g_optimizer, g_tape.gradient(g_loss, weights), weights)
@@ -162,8 +170,8 @@ class GAN(ImageModel, keras.Model):
 
     def _discriminator_step(self, real, labels, fake, step, salt):
         with tf.GradientTape() as tape:
-            real_logits = self._critic(real, labels)
-            fake_logits = self._critic(fake, labels)
+            real_logits = self._critic(real, labels, step, salt=200 + salt)
+            fake_logits = self._critic(fake, labels, step, salt=300 + salt)
             per_example = self.d_loss_fn(real_logits, fake_logits)
             if self.objective == "wgan-gp":
                 alpha = replica_noise("uniform", tf.shape(real)[0], [], self.seed, step, salt)
@@ -189,6 +197,8 @@ class GAN(ImageModel, keras.Model):
             "n_critic": self.n_critic,
             "ema_momentum": self.ema_momentum,
             "seed": self.seed,
+            "augment": self.augment,
+            "flip": self.flip,
         }
 
     @classmethod

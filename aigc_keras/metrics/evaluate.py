@@ -149,6 +149,12 @@ def format_report(report: dict) -> str:
         if has_pr:
             line += f"{row['precision']:>11.3f}{row['recall']:>8.3f}"
         lines.append(line)
+    copying = report.get("memorisation")
+    if copying:
+        lines += ["", f"memorisation: nearest training image at {copying['samples_median']:.4f} for the samples, "
+                      f"{copying['real_median']:.4f} for real training images (each left out): ratio "
+                      f"{copying['ratio']:.3f} (toward 0: copies); {copying['copies']:.1%} of the samples are "
+                      "training images"]
     coverage = report.get("mode_coverage")
     if coverage:
         lines.append("")

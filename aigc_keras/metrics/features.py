@@ -73,6 +73,23 @@ def inception_features() -> FeatureNet:
     return FeatureNet("InceptionV3 pool (ImageNet)", fn, False)
 
 
+PIXEL_SIDE = 16
+
+
+def pixel_features(why: str) -> FeatureNet:
+    """Raw pixels, area-averaged to at most 16x16 per channel: the fallback when no feature network fits
+    the data (`why` says which was missing). FID in pixels tells near from far, but its numbers compare
+    only with other pixel FIDs."""
+    def fn(images):
+        x = tf.cast(images, tf.float32) / 255.0
+        side = (min(x.shape[1], PIXEL_SIDE), min(x.shape[2], PIXEL_SIDE))
+        x = tf.image.resize(x, side, method="area")
+        return tf.reshape(x, [tf.shape(x)[0], -1]), tf.zeros([tf.shape(x)[0], 0])
+
+    return FeatureNet(f"raw pixels, averaged to {PIXEL_SIDE}x{PIXEL_SIDE} ({why}; compare only with other pixel "
+                      "FIDs)", fn, False)
+
+
 def shipped_classifier(spec: str) -> keras.Model:
     """The classifier the package ships for data spec `spec`."""
     root = importlib.resources.files("aigc_keras.metrics") / "weights" / SHIPPED[spec]
@@ -82,7 +99,7 @@ def shipped_classifier(spec: str) -> keras.Model:
 
 def feature_net(data_spec: str, classifier_dir: str | None = None) -> FeatureNet:
     """The feature space for data `data_spec`: `classifier_dir` if given, else the shipped classifier
-    for that data, else InceptionV3."""
+    for that data, else InceptionV3 (ImageNet), else raw pixels (named as such)."""
     if classifier_dir:
         from ..model_dir import ModelDir
 
@@ -90,4 +107,8 @@ def feature_net(data_spec: str, classifier_dir: str | None = None) -> FeatureNet
                                    f"classifier {classifier_dir}")
     if data_spec in SHIPPED:
         return classifier_features(shipped_classifier(data_spec), f"shipped {data_spec} classifier")
-    return inception_features()
+    try:
+        return inception_features()
+    except AigcError:
+        return pixel_features("InceptionV3's ImageNet weights are not here, and no --classifier was given: "
+                              "`aigc-keras train classifier --data SPEC` makes one from labelled data")

@@ -122,3 +122,30 @@ def mode_coverage(probs: np.ndarray) -> dict:
         "min_class_share": float(share.min()),
         "mean_confidence": float(probs.max(axis=1).mean()),
     }
+
+
+def nearest_distances(queries: np.ndarray, library: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+    """Each query's Euclidean distance to its nearest image of `library` (uint8 images, as pixels in
+    [0, 1], divided by sqrt(pixels): the root-mean-square difference). With `exclude_self`, queries are
+    library images and their own entry (distance 0) does not count."""
+    q = np.asarray(queries, np.float32).reshape(len(queries), -1) / 255.0
+    lib = np.asarray(library, np.float32).reshape(len(library), -1) / 255.0
+    nearest = np.empty(len(q))
+    for start, dist in _pairwise_distances(q, lib):
+        if exclude_self:
+            dist = np.where(dist < 1e-6, np.inf, dist)  # the image itself (and exact duplicates)
+        nearest[start:start + len(dist)] = dist.min(axis=1)
+    return nearest / np.sqrt(q.shape[1])
+
+
+def memorisation(samples: np.ndarray, training: np.ndarray, reference: np.ndarray) -> dict:
+    """How close samples come to their nearest training image, against how close real training images
+    come to their nearest *other* training image (`reference`, a subset of `training`, left out one by
+    one). The ratio of the medians falls toward 0 when a model copies its training images, and is
+    near 1 (or above) when it draws new ones."""
+    drawn = nearest_distances(samples, training)
+    real = nearest_distances(reference, training, exclude_self=True)
+    real = real[np.isfinite(real)]
+    return {"samples_median": float(np.median(drawn)), "real_median": float(np.median(real)),
+            "ratio": float(np.median(drawn) / max(np.median(real), 1e-12)),
+            "copies": float((drawn < 1e-3).mean())}  # share of samples that are a training image, to rounding

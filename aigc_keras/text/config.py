@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from ..config import LR_SCHEDULE_HELP, LR_SCHEDULES, TEXT_SPECS, WARMUP_HELP, TrainConfig, option
+from ..config import LR_SCHEDULE_HELP, LR_SCHEDULES, MIN_EPOCH_HELP, TEXT_SPECS, WARMUP_HELP, TrainConfig, option
 
 ARCHS = ("lstm", "transformer")
 SAMPLE_LENGTH = 400  # tokens that `generate` and `sample` draw by default
@@ -24,9 +24,12 @@ class TextConfig(TrainConfig):
     data: str = option("shakespeare", f"text spec: {TEXT_SPECS}")
     epochs: int = option(20, "number of epochs to train", min=1, resumable=True)
     batch_size: int = option(64, "global batch size (windows), split across replicas", min=1)
+    min_epoch_steps: int = option(156, MIN_EPOCH_HELP, min=0)  # a pass over Tiny Shakespeare's windows / 64
     arch: str = option("lstm", "network: lstm (stacked LSTM) or transformer (causal decoder)", choices=ARCHS)
     tokenizer: str = option("chars", "chars (Unicode code points, id 0 = unknown) or bytes (UTF-8)",
                             choices=TOKENIZERS)
+    min_count: int = option(1, "chars tokenizer: characters seen fewer times than this in the training text share "
+                                  "the unknown id, which generation never draws (2 or 3 for Chinese)", min=1)
     seq_len: int = option(100, "training window; also the transformer's context (KV cache) length", min=2)
     embedding_dim: int = option(64, "token embedding size (lstm)", min=1)
     units: int = option(256, "LSTM units per layer; the transformer's model width", min=8)

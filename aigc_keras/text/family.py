@@ -35,10 +35,10 @@ class TextFamily(Family):
     def _split(self, config: TextConfig, data):
         """(training ids, validation ids, tokenizer built from the training text), computed once per
         corpus, split and tokenizer: `data_info`, `dataset` and `validation_data` all need it."""
-        key = (config.validation_split, config.tokenizer)
+        key = (config.validation_split, config.tokenizer, config.min_count)
         if key not in data.tokenized:
             train_text, val_text = data.split(config.validation_split)
-            tokenizer = build_tokenizer(config.tokenizer, train_text)
+            tokenizer = build_tokenizer(config.tokenizer, train_text, config.min_count)
             data.tokenized[key] = (tokenizer.encode(train_text), tokenizer.encode(val_text), tokenizer)
         return data.tokenized[key]
 
@@ -68,9 +68,8 @@ class TextFamily(Family):
         model.compile(optimizer=optimizer)
         return model
 
-    def steps_per_epoch(self, config: TextConfig, data_info: dict) -> int:
-        windows = (data_info["train_tokens"] - 1) // config.seq_len
-        return config.steps_per_epoch or max(windows // config.batch_size, 1)
+    def pass_steps(self, config: TextConfig, data_info: dict) -> int:
+        return max((data_info["train_tokens"] - 1) // config.seq_len // config.batch_size, 1)
 
     def data_info(self, config: TextConfig, data) -> dict:
         train_ids, val_ids, tokenizer = self._split(config, data)
@@ -96,7 +95,7 @@ class TextFamily(Family):
             "tokenizer": model.tokenizer,
             "vocabulary": _vocabulary(tokenizer),
             "vocab_size": model.vocab_size,
-            "unknown_id": 0 if tokenizer.kind == "chars" else None,
+            "unknown_id": tokenizer.unknown_id,  # never generated: generate and step's sampling leave it out
             "state": [{"name": name, "shape": shape, "dtype": dtype.name, "initial": "zeros"}
                       for name, shape, dtype in state_spec],
             "max_positions": model.max_positions,

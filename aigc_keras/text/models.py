@@ -48,6 +48,11 @@ class LanguageModel(PreparedFit, OneOptimizer, keras.Model):
     def metrics(self):
         return [self.loss_tracker]
 
+    @property
+    def unknown_id(self) -> int | None:
+        """The id that stands for characters outside the vocabulary (None for bytes): never generated."""
+        return tokenizer_from_config(self.tokenizer).unknown_id
+
     def per_window_loss(self, windows, training: bool = False):
         """Mean cross-entropy (nats) of each window's next-token predictions, [B]."""
         x, y = windows[:, :-1], windows[:, 1:]

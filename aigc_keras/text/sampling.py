@@ -37,9 +37,11 @@ def filter_logits(logits, temperature, top_k, top_p):
     return tf.where(logits < cutoff, NEG_INF, logits)
 
 
-def next_token(logits, uniform, temperature, top_k, top_p):
+def next_token(logits, uniform, temperature, top_k, top_p, banned: int | None = None):
     """Token ids [B] drawn from the filtered distribution with uniform numbers [B] (or argmax
-    when temperature <= 0)."""
+    when temperature <= 0); never `banned` (the tokenizer's unknown id: it stands for no character)."""
+    if banned is not None:
+        logits = tf.where(tf.range(tf.shape(logits)[-1]) == banned, tf.constant(NEG_INF, logits.dtype), logits)
     probs = tf.nn.softmax(filter_logits(logits, temperature, top_k, top_p), axis=-1)
     cdf = tf.cumsum(probs, axis=-1)
     u = uniform[:, None] * cdf[:, -1:]
@@ -88,7 +90,7 @@ class Decoder:
             state = [tf.where(full, fresh, s) for fresh, s in zip(self.model.initial_state(1), state)]
             state = self._read(history, state, count - self.keep, tf.where(full, count - 1, count - self.keep))
         logits, state = self._step(tf.reshape(tf.gather(history, count - 1), [1]), state, [s.shape for s in state])
-        token = next_token(logits, tf.reshape(uniform, [1]), temperature, top_k, top_p)[0]
+        token = next_token(logits, tf.reshape(uniform, [1]), temperature, top_k, top_p, self.model.unknown_id)[0]
         size = history.shape[0] if history.shape[0] is not None else tf.shape(history)[0]
         return token, history + tf.one_hot(count, size, dtype=tf.int32) * token, count + 1, state
 

@@ -21,14 +21,20 @@ class CharTokenizer:
     in code-point order. Works for any script (Chinese included): one id per code point."""
 
     kind = "chars"
+    unknown_id = 0
 
     def __init__(self, chars: str):
         self.chars = "".join(sorted(set(chars)))
         self._codes = np.array([ord(c) for c in self.chars], np.int64)
 
     @classmethod
-    def build(cls, text: str) -> "CharTokenizer":
-        return cls(text)
+    def build(cls, text: str, min_count: int = 1) -> "CharTokenizer":
+        """The vocabulary of `text`: the characters it holds at least `min_count` times (rarer ones share
+        the unknown id, which generation never draws)."""
+        if min_count <= 1:
+            return cls(text)
+        chars, counts = np.unique(np.frombuffer(text.encode("utf-32-le"), np.uint32), return_counts=True)
+        return cls("".join(chr(c) for c in chars[counts >= min_count]))
 
     @property
     def vocab_size(self) -> int:
@@ -63,9 +69,10 @@ class ByteTokenizer:
 
     kind = "bytes"
     vocab_size = 256
+    unknown_id = None  # every text has its bytes
 
     @classmethod
-    def build(cls, text: str) -> "ByteTokenizer":
+    def build(cls, text: str, min_count: int = 1) -> "ByteTokenizer":
         return cls()
 
     def encode(self, text: str) -> np.ndarray:
@@ -88,10 +95,10 @@ class ByteTokenizer:
         return {"kind": self.kind}
 
 
-def build_tokenizer(kind: str, text: str):
+def build_tokenizer(kind: str, text: str, min_count: int = 1):
     if kind not in TOKENIZERS:
         raise AigcError(f"unknown tokenizer {kind!r}: use one of {', '.join(TOKENIZERS)}")
-    return {"chars": CharTokenizer, "bytes": ByteTokenizer}[kind].build(text)
+    return {"chars": CharTokenizer, "bytes": ByteTokenizer}[kind].build(text, min_count)
 
 
 def tokenizer_from_config(config: dict):

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ..config import SMALL_DATA
 from ..errors import AigcError, arg
 from ..limits import check_fits
 
@@ -16,12 +17,12 @@ FEATURE_BYTES = 3 * 2048 * 8  # per sample of `evaluate`: float64 features of th
 def data_epochs(config, data, global_batch_size: int, start_epoch: int, per_step: int | None = None):
     """The batches that training from `start_epoch` to `config.epochs` consumes, and the steps per epoch.
 
-    An epoch of `fit` is one pass over the data, or `config.steps_per_epoch` steps when set. The
-    pipeline starts where an uninterrupted run would be after `start_epoch` epochs, so a resumed
-    run sees the same batches.
+    An epoch of `fit` is `config.epoch_steps` of a pass over the data (one pass, several for small data,
+    or `config.steps_per_epoch`). The pipeline starts where an uninterrupted run would be after
+    `start_epoch` epochs, so a resumed run sees the same batches.
     """
     full = data.steps_per_epoch(global_batch_size, per_step)
-    steps = config.steps_per_epoch or full
+    steps = config.epoch_steps(full)
     first, offset = divmod(start_epoch * steps, full)
     passes = math.ceil(config.epochs * steps / full) - first
     ds = data.batches(global_batch_size, config.seed, num_epochs=max(passes, 1), start_epoch=first,
@@ -33,9 +34,15 @@ def settled_image_data(config, data, check_shape):
     """`data` (image data for `config`), refused with one line naming its spec when `conditional`
     has no labels or `check_shape(image_shape)` raises (the network cannot be sized for it).
 
-    An unset `conditional` becomes whether the data has labels, so config.json records what
-    was trained.
+    What the data settles is settled here, so that config.json records what was trained: an unset
+    `conditional` becomes whether the data has labels, `flip` whether it is small and in colour,
+    `augment` (the GAN's) whether it is small.
     """
+    small = data.num_examples < SMALL_DATA
+    if config.flip is None:
+        config.flip = small and data.image_shape[-1] == 3
+    if getattr(config, "augment", False) is None:
+        config.augment = small
     if hasattr(config, "conditional"):  # families without classes have no flag
         if config.conditional is None:
             config.conditional = bool(data.num_classes)
@@ -88,10 +95,23 @@ class Family:
         """(tf.data.Dataset of global batches for epochs start_epoch.., steps per epoch); see `data_epochs`."""
         raise NotImplementedError
 
+    def pass_steps(self, config, data_info: dict) -> int:
+        """Optimizer steps of one pass over the training examples."""
+        return max(data_info["num_examples"] // config.batch_size, 1)
+
     def steps_per_epoch(self, config, data_info: dict) -> int:
-        """Optimizer steps in one epoch (for a learning-rate schedule): `config.steps_per_epoch`, or a
-        pass over `data_info["num_examples"]`."""
-        return config.steps_per_epoch or max(data_info["num_examples"] // config.batch_size, 1)
+        """Optimizer steps in one epoch (the runner's budget, a learning-rate schedule's length)."""
+        return config.epoch_steps(self.pass_steps(config, data_info))
+
+    def budget(self, config, data_info: dict) -> str:
+        """One line: how long training runs, and why (for `train` to say)."""
+        steps, one_pass = self.steps_per_epoch(config, data_info), self.pass_steps(config, data_info)
+        line = f"budget: {config.epochs} epochs of {steps:,} optimizer steps ({config.epochs * steps:,} in all)"
+        if steps > one_pass and not config.steps_per_epoch:
+            line += (f"; an epoch is {steps / one_pass:.1f} passes over the data, which are fewer than "
+                     f"{arg('min_epoch_steps')} {config.min_epoch_steps:,} steps, so that it trains as long as the "
+                     "default data does")
+        return line
 
     def learning_rate(self, config, data_info: dict, rate: float):
         """`rate`, or with `--lr-schedule cosine` a linear warm-up to it over `config.warmup_steps` and
@@ -200,6 +220,7 @@ class ImageFamily(Family):
             real_sets,
         )
         from ..metrics.features import feature_net
+        from ..metrics.image import memorisation
 
         start, num = time.time(), num or 1000
         check_fits(arg("num"), num, FEATURE_BYTES + 3 * math.prod(source.image_shape or [1]),
@@ -215,8 +236,9 @@ class ImageFamily(Family):
             def sample(n, s):
                 return self.sample(subject, n, s, **options)[0]
         real, floor = real_sets(data, num, seed)
-        result = evaluate_images(generate(sample, num, seed), real, floor, net, subsets, subset_size,
-                                 precision_recall, seed)
+        samples = generate(sample, num, seed)
+        result = evaluate_images(samples, real, floor, net, subsets, subset_size, precision_recall, seed)
+        result["memorisation"] = memorisation(samples, data.arrays()[0], real)
         report = {**source.describe, "family": self.name, "data": source.data,
                   "options": {"num": num, "seed": seed, **options}, **result,
                   "seconds": round(time.time() - start, 1)}

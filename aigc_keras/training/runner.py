@@ -88,6 +88,7 @@ def _train(config, shared: ModelDir, md: ModelDir, strategy, fresh: bool, callba
         log(f"{shared.path} is already trained for {done} epochs: pass a larger {arg('epochs')} to train on, "
             f"or {arg('overwrite')} to start again")
         return model
+    log(family.budget(config, data_info))
     if done:
         log(f"resuming {shared.path} after epoch {done} of {config.epochs}")
     if md is shared:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from ..config import ImageTrainConfig, option
+from ..config import MIN_EPOCH_HELP, ImageTrainConfig, option
 
 
 @dataclasses.dataclass
@@ -16,6 +16,7 @@ class VAEConfig(ImageTrainConfig):
 
     epochs: int = option(10, "number of epochs to train", min=1, resumable=True)
     batch_size: int = option(64, "global batch size, split across replicas", min=1)
+    min_epoch_steps: int = option(937, MIN_EPOCH_HELP, min=0)  # a pass over the default data (60,000 / 64)
     latent_dim: int = option(16, "size of the latent code z", min=1)
     base_filters: int = option(32, "channels of the first convolution; doubled in the second", min=1)
     beta: float = option(1.0, "weight of the KL term (beta-VAE; 1 is the evidence lower bound)", min=0.0)

@@ -33,7 +33,7 @@ class VAEFamily(ImageFamily):
         shape = data_info["image_shape"]
         model = VAE(Encoder(shape, config.latent_dim, config.base_filters, name="encoder"),
                     Decoder(shape, config.latent_dim, config.base_filters, name="decoder"),
-                    beta=config.beta, seed=config.seed)
+                    beta=config.beta, seed=config.seed, flip=config.flip)
         optimizer = self.adam(config, data_info, config.learning_rate)
         model.compile(optimizer=optimizer)
         return model

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..augment import flip
 from ..errors import AigcError, arg
 from ..imaging import to_uint8
 from ..inputs import in_chunks, noise_and_labels
@@ -27,13 +28,14 @@ class VAE(ImageModel, OneOptimizer, keras.Model):
         kl = -1/2 sum(1 + z_log_var - z_mean^2 - exp(z_log_var)) = KL(q(z | x) || N(0, I)),
         loss = reconstruction + beta kl,
     averaged over the global batch (images uint8, or floats in [-1, 1]; labels, if any, are ignored).
-    Sampling decodes z ~ N(0, I).
+    Sampling decodes z ~ N(0, I). With `flip`, training images are mirrored at random.
     """
 
     num_classes = 0  # unconditional
 
-    def __init__(self, encoder, decoder, beta=DEFAULTS.beta, seed=DEFAULTS.seed, **kwargs):
+    def __init__(self, encoder, decoder, beta=DEFAULTS.beta, seed=DEFAULTS.seed, flip=False, **kwargs):
         super().__init__(**kwargs)
+        self.flip = flip
         self.encoder, self.decoder, self.beta, self.seed = encoder, decoder, beta, seed
         self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "reconstruction", "kl")}
         self.build()
@@ -87,6 +89,8 @@ class VAE(ImageModel, OneOptimizer, keras.Model):
     def train_step(self, data):
         x = pixels(keras.utils.unpack_x_y_sample_weight(data)[0])
         step = tf.convert_to_tensor(training_step(self.optimizer))
+        if self.flip:
+            x = flip(x, self.seed, step, salt=1)
         eps = replica_noise("normal", tf.shape(x)[0], [self.latent_dim], self.seed, step, salt=0)
         with tf.GradientTape() as tape:
             reconstruction, kl = self.losses_of(x, eps, training=True)
@@ -109,7 +113,8 @@ class VAE(ImageModel, OneOptimizer, keras.Model):
 
     def get_config(self):
         return {"name": self.name, "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "decoder": keras.saving.serialize_keras_object(self.decoder), "beta": self.beta, "seed": self.seed}
+                "decoder": keras.saving.serialize_keras_object(self.decoder), "beta": self.beta, "seed": self.seed,
+                "flip": self.flip}
 
     @classmethod
     def from_saved_config(cls, config):
