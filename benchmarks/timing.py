@@ -78,5 +78,11 @@ def folder_mb(path: Path) -> float:
 
 
 def machine() -> str:
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-            f"TF {tf.__version__}, Keras {keras.__version__}")
+    """The CPU's model (as lscpu names it), its cores, and the TensorFlow and Keras versions."""
+    model = platform.processor() or platform.machine()
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} CPU cores, TF {tf.__version__}, Keras {keras.__version__}"
