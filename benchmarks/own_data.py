@@ -69,7 +69,8 @@ def image_run(family: str, name: str, spec: str, out: Path, num: int) -> dict:
             "min_class_share": metrics.get("mode_coverage", {}).get("samples", {}).get("min_class_share"),
             "real_min_class_share": metrics.get("mode_coverage", {}).get("real", {}).get("min_class_share"),
             "memorisation": metrics["memorisation"]["ratio"], "features": metrics["features"],
-            "classifier_val_accuracy": accuracy, "num": metrics["num_samples"], "picture": str(picture.relative_to(ROOT))}
+            "classifier_val_accuracy": accuracy, "num": metrics["num_samples"],
+            "picture": str(picture.relative_to(ROOT))}
 
 
 def text_run(name: str, spec: str, out: Path) -> dict:
@@ -104,7 +105,8 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", required=True, help="the folder with oxygen_icons/, fashion_mnist/, chinese_poems/")
+    parser.add_argument("--data-dir", required=True,
+                        help="the folder with oxygen_icons/, fashion_mnist/, chinese_poems/")
     parser.add_argument("--runs", nargs="+", default=RUNS, choices=RUNS)
     parser.add_argument("--num", type=int, default=1000, help="samples per FID (at most half the real images count)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "own_data")

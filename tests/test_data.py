@@ -183,6 +183,18 @@ def test_pipeline_memory_does_not_grow_with_epochs(tmp_path):
     assert growth(60) < growth(1) + 3 * images.nbytes  # the bug: + 59 copies, 460 MB
 
 
+def test_a_pipeline_of_a_hundred_thousand_epochs_opens(images_npz):
+    """A small dataset trained for a step budget is thousands of epochs; a chain of that many
+    concatenated epochs took minutes to build and crashed (SIGSEGV) when its iterator opened. In a child,
+    which may crash."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", PIPELINE_MEMORY, images_npz, "100000"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_tfds_spec_with_mock_data(tmp_path):
     with tfds.testing.mock_data(num_examples=12, data_dir=str(tmp_path)):
         data = load_images("tfds:mnist")

@@ -104,7 +104,7 @@ def test_features_fit_the_data_and_say_which_they_are(monkeypatch):
     from aigc_keras.metrics import features
 
     assert features.feature_net("mnist").name == "shipped mnist classifier"
-    monkeypatch.setattr(features, "inception_features", lambda: (_ for _ in ()).throw(ak.AigcError("offline")))
+    monkeypatch.setattr(features, "inception_features", lambda: None)
     net = features.feature_net("npz:icons.npz")
     assert net.name.startswith("raw pixels, averaged to 16x16") and "train classifier" in net.name
     got, probs = net(np.zeros((3, 64, 64, 3), np.uint8))

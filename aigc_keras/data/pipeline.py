@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import tensorflow as tf
 
 SHUFFLE_BUFFER = 100_000
@@ -21,14 +19,18 @@ def shuffled_epochs(examples: tf.data.Dataset, num_examples: int, global_batch_s
     cached = examples.cache()
     buffer = min(num_examples, SHUFFLE_BUFFER)
 
-    def epoch(e: int) -> tf.data.Dataset:
+    def epoch(e):
+        # In this traced function, drop the global seed that the graph inherits: the order then follows
+        # `seed` and `e` alone, and `random_seed.get_seed` never tests a tensor seed for truth (which fails
+        # under a global seed of 0).
+        tf.compat.v1.get_default_graph().seed = None
         ds = cached.shuffle(buffer, seed=seed * 1_000_003 + e, reshuffle_each_iteration=False)
         ds = ds.batch(global_batch_size, drop_remainder=True)
         return per_epoch(ds) if per_epoch else ds
 
-    return functools.reduce(
-        tf.data.Dataset.concatenate, [epoch(e) for e in range(start_epoch, start_epoch + num_epochs)]
-    )
+    # One flat_map rather than a chain of concatenations: an iterator over a chain of thousands of
+    # epochs (a small dataset trained for a step budget) overflows the C++ stack when it opens.
+    return tf.data.Dataset.range(start_epoch, start_epoch + num_epochs).flat_map(epoch)
 
 
 def single_threaded(ds: tf.data.Dataset) -> tf.data.Dataset:
@@ -42,9 +44,7 @@ def single_threaded(ds: tf.data.Dataset) -> tf.data.Dataset:
     options.autotune.enabled = False
     options.threading.private_threadpool_size = 1
     options.threading.max_intra_op_parallelism = 1
-    # tf.data's default graph rewrites, run when an iterator opens, copy the examples into every epoch
-    # of `shuffled_epochs`'s concatenation (memory then grows with the epochs); the pipelines here need
-    # none of them.
+    # tf.data's default graph rewrites run when an iterator opens; the pipelines here need none of them.
     options.experimental_optimization.apply_default_optimizations = False
     # Multi-worker: every worker builds the same pipeline and keeps its slice of each global batch.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

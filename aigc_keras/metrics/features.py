@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..classifier.model import FEATURE_LAYER
-from ..errors import AigcError, reason
+from ..errors import AigcError
 
 SHIPPED = {"mnist": "mnist-classifier.keras"}  # data spec -> classifier in metrics/weights/
 BATCH = 500
@@ -54,15 +54,13 @@ def classifier_features(model: keras.Model, name: str) -> FeatureNet:
 
 
 def inception_features() -> FeatureNet:
-    """InceptionV3's 2048-d average-pooled features (ImageNet weights), any image size or channels."""
+    """InceptionV3's 2048-d average-pooled features (ImageNet weights), any image size or channels;
+    None where its weights cannot be loaded (offline, say)."""
     try:
         net = keras.applications.InceptionV3(include_top=False, pooling="avg", weights="imagenet",
                                              input_shape=(299, 299, 3))
-    except Exception as e:
-        raise AigcError(
-            f"InceptionV3's ImageNet weights cannot be loaded ({reason(e)}); train a feature classifier "
-            "with `aigc-keras train classifier --data SPEC` and pass --classifier DIR"
-        ) from None
+    except Exception:  # a failed download raises whatever its transport raises
+        return None
 
     def fn(images):
         x = tf.image.resize(tf.cast(images, tf.float32), (299, 299))
@@ -107,8 +105,6 @@ def feature_net(data_spec: str, classifier_dir: str | None = None) -> FeatureNet
                                    f"classifier {classifier_dir}")
     if data_spec in SHIPPED:
         return classifier_features(shipped_classifier(data_spec), f"shipped {data_spec} classifier")
-    try:
-        return inception_features()
-    except AigcError:
-        return pixel_features("InceptionV3's ImageNet weights are not here, and no --classifier was given: "
-                              "`aigc-keras train classifier --data SPEC` makes one from labelled data")
+    return inception_features() or pixel_features(
+        "InceptionV3's ImageNet weights are not here, and no --classifier was given: "
+        "`aigc-keras train classifier --data SPEC` makes one from labelled data")

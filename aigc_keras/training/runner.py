@@ -70,8 +70,7 @@ def _train(config, shared: ModelDir, md: ModelDir, strategy, fresh: bool, callba
     data = family.load_data(config)  # first: it settles options that follow the data
     data_info = family.data_info(config, data)
     if not fresh:
-        _check_resumable(shared, config)
-        _check_same_data(shared, config, data_info)
+        _check_resumable(shared, config, data_info)
     with strategy.scope(), dtype_policy(config.precision):
         model = family.build(config, data_info)
     done = 0 if fresh else _restore(model, shared)
@@ -165,8 +164,9 @@ def _scratch_dir(strategy):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _check_resumable(md: ModelDir, config) -> None:
-    """Refuse to mix a new run with a different one already in `md` (that would lose it)."""
+def _check_resumable(md: ModelDir, config, data_info: dict) -> None:
+    """Refuse to mix a new run with a different one already in `md` (that would lose it). The data is
+    compared before the options, since options the data settles (`flip`, ...) change with it."""
     has_state = bool(EpochCheckpoint.saved(md.checkpoints)) or md.model.exists()
     if not has_state:
         return
@@ -178,6 +178,7 @@ def _check_resumable(md: ModelDir, config) -> None:
         raise AigcError(f"{md.path} holds a {canonical(record['family'])} model; {hint}")
     if not EpochCheckpoint.saved(md.checkpoints):
         raise AigcError(f"{md.path} holds a trained model without checkpoints to train on; {hint}")
+    _check_same_data(md, config, data_info)
     conflicts = config.resume_conflicts(md.config(config.family))
     if conflicts:
         raise AigcError(
@@ -189,8 +190,6 @@ def _check_resumable(md: ModelDir, config) -> None:
 def _check_same_data(md: ModelDir, config, data_info: dict) -> None:
     """Refuse to resume on data that no longer matches the run (its checkpoint would not fit it, or
     would silently train on something else); the checkpoint is kept."""
-    if not EpochCheckpoint.saved(md.checkpoints):
-        return
     then, now = md.record().get("data"), json.loads(json.dumps(data_info))
     then = then if isinstance(then, dict) else {}
     if "fingerprint" not in then:  # a run from before data fingerprints: compare what it recorded
