@@ -7,15 +7,18 @@ TensorFlow-free: a command imports it when it runs.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 import typing
+from pathlib import Path
 
 import click
 
 from .console import import_tensorflow_quietly
 from .errors import Interrupted
 from .export import QUANTIZATIONS
+from .families import canonical
 from .limits import MAX_LABEL, MAX_SEED
 
 
@@ -87,16 +90,22 @@ def config_argv(config) -> list[str]:
     return argv
 
 
+def default_folder(root: str, family: str) -> str:
+    """`root/NAME`, NAME the family's registered name, whatever name (an alias) the command was called by,
+    so that `train lstm` and `sample text` meet in one folder."""
+    return f"{root}/{canonical(family)}"
+
+
 def model_option(family: str):
     return click.option(
-        "--model", "model_dir", default=f"saved_models/{family}", show_default=True,
+        "--model", "model_dir", default=default_folder("saved_models", family), show_default=True,
         help="folder of a trained model",
     )
 
 
 def model_dir_option(family: str):
     return click.option(
-        "--model-dir", default=f"saved_models/{family}", show_default=True,
+        "--model-dir", default=default_folder("saved_models", family), show_default=True,
         help="where the model, its checkpoints and TensorBoard logs go",
     )
 
@@ -125,7 +134,7 @@ def export_options(family: str):
         command = click.option("--tflite", is_flag=True,
                                help="also write model.tflite (LiteRT, builtin ops only)")(command)
         command = click.option(
-            "--out", "out_dir", default=f"export/{family}", show_default=True, help="export folder",
+            "--out", "out_dir", default=default_folder("export", family), show_default=True, help="export folder",
         )(command)
         command = force_option("the --out folder")(command)
         return model_option(family)(command)
@@ -213,6 +222,12 @@ def write_images(out: str, images, labels, columns) -> None:
 
 
 def run_training(config, model_dir: str, overwrite: bool, force: bool) -> None:
+    from .model_dir import ModelDir
+
+    other = ModelDir(model_dir).other_name()
+    if other and not Path(model_dir).exists():
+        click.echo(f"note: {other} holds a run made under the family's other name; this one starts in {model_dir} "
+                   f"(pass --model-dir {other} to train that one on)")
     import_tensorflow_quietly()
     from .training.runner import train
 
@@ -223,6 +238,9 @@ def run_training(config, model_dir: str, overwrite: bool, force: bool) -> None:
     except KeyboardInterrupt:
         raise Interrupted("interrupted: rerun the same command to resume after the last finished epoch") from None
     click.echo(f"done in {_duration(time.time() - start)}")
+    from .families import get_family
+
+    click.echo(f"next: {get_family(config.family).next_command(model_dir)}")
 
 
 def run_export(family: str, model_dir: str, out_dir: str, force: bool, tflite: bool, quantize: str,
@@ -251,6 +269,10 @@ def run_export(family: str, model_dir: str, out_dir: str, force: bool, tflite: b
         for warning in (quality or {}).get("warnings", []):
             click.echo(f"warning: {warning}", err=True)
     click.echo(f"exported {out_dir}/metadata.json")
+    if tflite:
+        exports = os.path.relpath(Path(out_dir).resolve().parent)
+        click.echo(f"next: aigc-keras demo{'' if exports == 'export' else f' --exports {exports}'}  (the page runs "
+                   "it in a browser)")
 
 
 def _duration(seconds: float) -> str:

@@ -32,6 +32,10 @@ class ModelDir:
         if self.path.exists() and not self.path.is_dir():
             raise AigcError(f"{self.path} is a file, not a model folder")
         if not self.path.is_dir():
+            other = self.other_name()
+            if other:
+                raise AigcError(f"model folder {self.path} does not exist, but {other} holds a model (made "
+                                f"under the family's other name): use {other}, or rename it to {self.path}")
             raise AigcError(f"model folder {self.path} does not exist (train one with `aigc-keras train`)")
         if not self.config_file.exists():
             raise AigcError(f"{self.path} is not a model folder: it has no config.json")
@@ -44,6 +48,17 @@ class ModelDir:
             raise AigcError(f"{self.config_file} is corrupt: it is not the config.json that training writes") \
                 from None
         return record
+
+    def other_name(self) -> Path | None:
+        """The model folder beside this one named by the family's other name (`saved_models/lstm` for
+        `saved_models/text`, and back), if one holds a model."""
+        from .families import ALIASES
+
+        names = {**ALIASES, **{family: alias for alias, family in ALIASES.items()}}
+        if self.path.name not in names:
+            return None
+        other = self.path.with_name(names[self.path.name])
+        return other if (other / folders.CONFIG_FILE).is_file() else None
 
     def config(self, family: str | None = None):
         """The saved config dataclass; checks the family when one is expected."""

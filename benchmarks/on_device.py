@@ -4,7 +4,7 @@ CompiledModel API (the runtime of Android's CompiledModel and of LiteRT.js), the
 them, and the quality of what the .tflite itself generates (FID/KID of --num samples in LiteRT for
 images, bits per character through `step` for text), measured as `aigc-keras evaluate EXPORT` does.
 
-    python benchmarks/on_device.py --models saved_models/gan saved_models/diffusion saved_models/lstm
+    python benchmarks/on_device.py --models saved_models/gan saved_models/diffusion saved_models/text
 
 Prints the tables and saves results.json and table.md in --out.
 """

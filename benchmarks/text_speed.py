@@ -3,7 +3,7 @@ characters/s in TF eager, TF `tf.function` and LiteRT, and the exported file's s
 character for each quantization. Prints Markdown tables.
 
     python benchmarks/text_speed.py                          # default LSTM config, fresh weights
-    python benchmarks/text_speed.py --model saved_models/lstm # a trained model (same speed)
+    python benchmarks/text_speed.py --model saved_models/text # a trained model (same speed)
     python benchmarks/text_speed.py --arch transformer
 
 Training: both loops do the same work (teacher forcing, cross-entropy, clipped Adam) on the same

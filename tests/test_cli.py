@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ def test_train_sample_export_info_end_to_end(capsys, images_npz, tmp_path):
                        "--conditional", *TINY)
     assert code == 0, out
     assert f"tensorboard --logdir {model}/logs" in out and "saved" in out
+    assert out.splitlines()[-1] == f"next: aigc-keras sample gan --model {model}"
 
     code, out, _ = run(capsys, "sample", "gan", "--model", model, "--num", "6", "--label", "1",
                        "--seed", "3", "--out", str(tmp_path / "ones.npz"))
@@ -48,6 +50,7 @@ def test_train_sample_export_info_end_to_end(capsys, images_npz, tmp_path):
 
     code, out, _ = run(capsys, "export", "gan", "--model", model, "--out", str(tmp_path / "exp"), "--tflite")
     assert code == 0 and "model.tflite" in out
+    assert out.splitlines()[-1].startswith(f"next: aigc-keras demo --exports {os.path.relpath(tmp_path)}  ")
     assert json.loads((tmp_path / "exp" / "metadata.json").read_text())["conditional"] is True
 
     code, out, _ = run(capsys, "info", model)
@@ -114,6 +117,23 @@ def test_label_on_an_unconditional_model(capsys, images_npz, tmp_path):
     assert code == 1 and "--label needs a conditional model" in err
 
 
+def test_lstm_and_text_are_one_folder_and_the_other_name_is_found(capsys, tmp_path, monkeypatch):
+    for verb, default in (("train", "saved_models/text"), ("sample", "saved_models/text"), ("export", "export/text")):
+        for name in ("lstm", "text"):
+            code, out, _ = run(capsys, verb, name, "--help")
+            assert code == 0 and f"[default: {default}]" in " ".join(out.split()), (verb, name)
+    monkeypatch.chdir(tmp_path)
+    old = tmp_path / "saved_models" / "lstm"
+    old.mkdir(parents=True)
+    (old / "config.json").write_text("{}")
+    code, _, err = run(capsys, "sample", "text", "--length", "5")
+    assert code == 1 and err == "error: model folder saved_models/text does not exist, but saved_models/lstm " \
+        "holds a model (made under the family's other name): use saved_models/lstm, or rename it to " \
+        "saved_models/text\n"
+    code, _, err = run(capsys, "info", "saved_models/text")
+    assert code == 1 and "saved_models/lstm holds a model" in err
+
+
 def test_top_level_cli_py_is_the_console_script():
     result = subprocess.run([sys.executable, str(ROOT / "cli.py"), "train", "gan", "--loss", "x"],
                             capture_output=True, text=True, timeout=60)
@@ -141,7 +161,7 @@ def test_readme_documents_every_option_and_command():
                     "aigc-keras train diffusion", "aigc-keras sample diffusion --num 100",
                     "aigc-keras export diffusion --tflite", "aigc-keras info", "python -m pytest",
                     "aigc-keras train lstm", "aigc-keras sample lstm --prompt", "aigc-keras export lstm --tflite",
-                    "aigc-keras evaluate saved_models/gan", "aigc-keras evaluate saved_models/lstm",
+                    "aigc-keras evaluate saved_models/gan", "aigc-keras evaluate saved_models/text",
                     "aigc-keras train classifier --data mnist", "aigc-keras train vae", "aigc-keras sample vae",
                     "aigc-keras export vae --tflite", "aigc-keras demo", "aigc-keras evaluate export/"):
         assert command in readme, command

@@ -26,6 +26,9 @@ class ClassifierFamily(Family):
             raise AigcError(f"{config.data} has no labels: a classifier needs labelled data")
         return data
 
+    def next_command(self, model_dir: str) -> str:
+        return f"aigc-keras evaluate MODEL --classifier {model_dir}  (FID/KID of MODEL in this classifier's features)"
+
     def pass_steps(self, config: ClassifierConfig, data_info: dict) -> int:
         return max(int(data_info["num_examples"] * (1 - config.validation_split)) // config.batch_size, 1)
 

@@ -150,6 +150,10 @@ class Family:
         """Family-specific Keras callbacks for `fit` (the runner adds checkpoints, history, TensorBoard)."""
         return []
 
+    def next_command(self, model_dir: str) -> str:
+        """What to run after training into `model_dir`: drawing from it."""
+        return f"aigc-keras sample {self.name} --model {model_dir}"
+
     def export_spec(self, model, record: dict, **options):
         """(Keras model whose variables the exports use, [export.litert.Endpoint], metadata).
 
