@@ -7,7 +7,6 @@ TensorFlow-free: a command imports it when it runs.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 import typing
@@ -270,7 +269,8 @@ def run_export(family: str, model_dir: str, out_dir: str, force: bool, tflite: b
             click.echo(f"warning: {warning}", err=True)
     click.echo(f"exported {out_dir}/metadata.json")
     if tflite:
-        exports = os.path.relpath(Path(out_dir).resolve().parent)
+        out = Path(out_dir)
+        exports = str(out.parent if out.name not in ("", "..") else out.resolve().parent)
         click.echo(f"next: aigc-keras demo{'' if exports == 'export' else f' --exports {exports}'}  (the page runs "
                    "it in a browser)")
 

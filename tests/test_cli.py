@@ -1,5 +1,4 @@
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -50,11 +49,13 @@ def test_train_sample_export_info_end_to_end(capsys, images_npz, tmp_path):
 
     code, out, _ = run(capsys, "export", "gan", "--model", model, "--out", str(tmp_path / "exp"), "--tflite")
     assert code == 0 and "model.tflite" in out
-    assert out.splitlines()[-1].startswith(f"next: aigc-keras demo --exports {os.path.relpath(tmp_path)}  ")
+    assert out.splitlines()[-1].startswith(f"next: aigc-keras demo --exports {tmp_path}  ")
     assert json.loads((tmp_path / "exp" / "metadata.json").read_text())["conditional"] is True
 
     code, out, _ = run(capsys, "info", model)
     assert code == 0 and "family:   gan" in out and "epochs:   1 of 1" in out and "d_loss" in out
+    code, out, _ = run(capsys, "info", tmp_path / "exp")  # an export folder is described, not refused
+    assert code == 0 and f"(an export of {model})" in out and "model.tflite (" in out and "signatures: generate" in out
     code, out, _ = run(capsys, "info", model, "--json")
     assert json.loads(out)["history"][0]["epoch"] == 1
 

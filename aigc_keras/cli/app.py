@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -98,9 +99,12 @@ Examples:
 @click.argument("model_dir", default="saved_models/gan")
 @click.option("--json", "as_json", is_flag=True, help="print config, data and history as JSON")
 def info(model_dir, as_json):
-    """Show a trained model's options, data, progress and last metrics."""
+    """Show a trained model's options, data, progress and last metrics, or what an export folder holds."""
+    from ..folders import marked_kind
     from ..model_dir import ModelDir
 
+    if marked_kind(Path(model_dir)) == "export":
+        return export_info(Path(model_dir), as_json)
     md = ModelDir(model_dir)
     record, config, history = md.record(), md.config(), md.history()
     if as_json:
@@ -122,6 +126,31 @@ def info(model_dir, as_json):
     click.echo(f"command:  aigc-keras train {record['family']} --model-dir {md.path} {' '.join(argv)}")
     if md.model.exists():
         click.echo(f"model:    {md.model} ({md.model.stat().st_size / 1e6:.1f} MB)")
+
+
+def export_info(folder: Path, as_json: bool) -> None:
+    from ..export import read_metadata
+
+    meta = read_metadata(folder)
+    if as_json:
+        click.echo(json.dumps(meta, indent=2))
+        return
+    files = meta["files"]
+    tflite = f", model.tflite ({files['tflite_bytes'] / 1e6:.2f} MB, quantize={meta.get('quantize')})" \
+        if "tflite" in files else " (no model.tflite: export with --tflite for apps and the demo)"
+    click.echo(f"family:   {meta['family']}")
+    click.echo(f"folder:   {folder} (an export of {meta.get('source', '?')})")
+    click.echo(f"files:    saved_model/{tflite}")
+    click.echo(f"batch:    {meta.get('batch', '?')}")
+    click.echo(f"signatures: {', '.join(meta['signatures'])}")
+    if "parity" in meta:
+        diffs = ", ".join(f"{k} {v:.2g}" for k, v in meta["parity"]["max_abs_diff"].items())
+        click.echo(f"parity:   LiteRT vs TF max|diff|: {diffs}")
+    quality = meta.get("quality") or {}
+    if quality.get("measured"):
+        click.echo(f"quality:  {quality['metric']}: {quality['litert']:.4g} in LiteRT, {quality['keras']:.4g} for "
+                   "the Keras model")
+    click.echo(f"versions: {', '.join(f'{k} {v}' for k, v in meta.get('versions', {}).items())}")
 
 
 def describe_data(data: dict) -> str:

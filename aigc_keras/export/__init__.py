@@ -33,6 +33,21 @@ def metadata_problem(metadata, runnable: bool = True) -> str | None:
     return None if tensors_ok else "its metadata.json does not describe its signatures"
 
 
+def read_metadata(folder: Path) -> dict:
+    """The metadata.json of export folder `folder`, checked (it need not hold a model.tflite); an
+    `AigcError` naming it when it is missing or is not what `export` writes."""
+    from .. import fileio
+    from ..folders import METADATA_FILE
+
+    try:
+        metadata = fileio.read_json(folder / METADATA_FILE)
+        if metadata_problem(metadata, runnable=False) or not isinstance(metadata["config"].get("data"), str):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise AigcError(f"{folder}/metadata.json is missing or corrupt: export the model again") from None
+    return metadata
+
+
 def check_options(tflite: bool, quantize: str) -> None:
     if quantize not in QUANTIZATIONS:
         raise AigcError(f"{arg('quantize')} must be one of {', '.join(QUANTIZATIONS)}")

@@ -8,9 +8,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import fileio
 from ..errors import AigcError, arg, reason
-from ..folders import METADATA_FILE, TFLITE_FILE
+from ..folders import TFLITE_FILE
 from . import image
 
 SAMPLE_CHUNK = 500
@@ -57,15 +56,10 @@ def _model_source(path: Path) -> Source:
 
 
 def _export_source(folder: Path) -> Source:
-    from ..export import metadata_problem
+    from ..export import read_metadata
 
-    try:
-        metadata = fileio.read_json(folder / METADATA_FILE)
-        family, config = metadata["family"], metadata["config"]
-        if metadata_problem(metadata, runnable=False) or not isinstance(config.get("data"), str):
-            raise TypeError
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        raise AigcError(f"{folder}/metadata.json is missing or corrupt: export the model again") from None
+    metadata = read_metadata(folder)
+    family, config = metadata["family"], metadata["config"]
     tflite = folder / metadata.get("files", {}).get("tflite", TFLITE_FILE)
     if not tflite.is_file():
         raise AigcError(f"{folder} has no model.tflite: export with {arg('tflite')} to evaluate it")
