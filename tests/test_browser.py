@@ -153,6 +153,9 @@ def test_panels_equal_the_python_interpreter_on_the_same_inputs(browser, site, t
     demo, exports = site
     browser.get(demo.url)
     assert browser.execute_async_script("window.demo.ready.then(arguments[0])") is True
+    for panel, count in (("gan", 16), ("diffusion", 4), ("vae", 16)):  # a first picture on load, as many as asked
+        assert len(page_value(browser, f"window.demo.{panel}.images")) == count * 16 * 16, panel
+    assert page_value(browser, "window.demo.text.done") is True
 
     # GAN: 7 images in calls of 3, every class in turn.
     browser.find_element("css selector", "#gan [data-role=seed]").clear()
@@ -184,18 +187,21 @@ def test_panels_equal_the_python_interpreter_on_the_same_inputs(browser, site, t
                                       guidance=np.float32(1.5))["images"] for i in (0, 2)])
     got = np.array(page_value(browser, "window.demo.diffusion.images"), np.uint8).reshape(want.shape)
     np.testing.assert_array_equal(got, want)
-    press(browser, "diffusion", "steps")
+    press(browser, "diffusion", "steps")  # the 4 images asked for, 2 per call of denoise_step
     assert browser.find_element("css selector", "#diffusion [data-role=counter]").text == "step 4 of 4"
-    x = np.array(page_value(browser, "window.demo.diffusion.stepNoise"), np.float32).reshape(2, 16, 16, 1)
+    x = np.array(page_value(browser, "window.demo.diffusion.stepNoise"), np.float32).reshape(4, 16, 16, 1)
+    np.testing.assert_array_equal(x, noise)  # where `generate` started
     step_labels = np.array(page_value(browser, "window.demo.diffusion.stepLabels"), np.int32)
+    assert step_labels.tolist() == labels.tolist()
     times = meta["timesteps"] + [0.0]
     trajectory = browser.execute_script("return window.demo.diffusion.trajectory.map(a => Array.from(a))")
     assert len(trajectory) == len(meta["timesteps"]) == 4
     for i, page_images in enumerate(trajectory):
-        out = python.run("denoise_step", x=x, t=np.float32(times[i]), t_prev=np.float32(times[i + 1]),
-                         label=step_labels, guidance=np.float32(1.5))
-        np.testing.assert_array_equal(np.array(page_images, np.uint8).reshape(2, 16, 16, 1), out["images"])
-        x = out["x_prev"]
+        outs = [python.run("denoise_step", x=x[k:k + 2], t=np.float32(times[i]), t_prev=np.float32(times[i + 1]),
+                           label=step_labels[k:k + 2], guidance=np.float32(1.5)) for k in (0, 2)]
+        want = np.concatenate([out["images"] for out in outs])
+        np.testing.assert_array_equal(np.array(page_images, np.uint8).reshape(4, 16, 16, 1), want)
+        x = np.concatenate([out["x_prev"] for out in outs])
     np.testing.assert_allclose(np.array(page_value(browser, "window.demo.diffusion.finalX")).reshape(x.shape), x,
                                atol=1e-5)
     screenshot(browser, "diffusion", tmp_path)

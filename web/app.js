@@ -133,7 +133,8 @@ async function generateImages(panel, entry, noiseName, extra, given = null) {
     calls.push(ms);
     pixels.set(result.images.subarray(0, Math.min(meta.batch, count - start) * perImage), start * perImage);
   }
-  const columns = given ? count : meta.conditional && $(panel, 'label').value === 'all' ? meta.num_classes : null;
+  const columns = given ? count : meta.conditional && $(panel, 'label').value === 'all' ?
+      Math.min(count, meta.num_classes) : null;
   draw(panel, pixels, count, meta.image_shape, columns);
   const mean = calls.reduce((a, b) => a + b, 0) / calls.length;
   say(panel, 'timing', `${calls.length} calls of generate, ${mean.toFixed(1)} ms per call ` +
@@ -158,31 +159,45 @@ function morph(entry) {
 async function stepByStep(entry) {
   const meta = entry.meta;
   const seed = Number($('diffusion', 'seed').value);
-  const [height, width, channels] = meta.image_shape;
-  const size = meta.batch * height * width * channels;
-  let x = new PageRandom(seed).normal(size);
+  const count = Number($('diffusion', 'count').value);
+  const perImage = meta.image_shape.reduce((a, b) => a * b, 1);
+  const noise = new PageRandom(seed).normal(count * perImage);  // the noise `generate` starts from
   const guidance = meta.conditional ? {guidance: Number($('diffusion', 'guidance').value)} : {};
-  const chosen = meta.conditional ? {label: labels(meta, meta.batch, $('diffusion', 'label').value)} : {};
+  const chosen = meta.conditional ? labels(meta, count, $('diffusion', 'label').value) : null;
   const flow = meta.objective === 'flow';
   const times = [...meta.timesteps, flow ? 0 : -1];
+  let x = noise;
   const trajectory = [];
   const start = performance.now();
   let running = 0;
+  let calls = 0;
   for (let i = 0; i < meta.timesteps.length; i++) {
-    const {result, ms} = await run(entry, 'denoise_step', {x, t: times[i], t_prev: times[i + 1], ...chosen,
-      ...guidance});
-    running += ms;
-    x = result.x_prev;
-    trajectory.push(result.images);
-    draw('diffusion', result.images, meta.batch, meta.image_shape);
+    const next = new Float32Array(count * perImage);
+    const images = new Uint8Array(count * perImage);
+    for (let first = 0; first < count; first += meta.batch) {  // `batch` images per call, the last row repeated
+      const rows = Array.from({length: meta.batch}, (_, k) => Math.min(first + k, count - 1));
+      const inputs = {x: new Float32Array(meta.batch * perImage), t: times[i], t_prev: times[i + 1], ...guidance};
+      rows.forEach((r, k) => inputs.x.set(x.subarray(r * perImage, (r + 1) * perImage), k * perImage));
+      if (chosen) inputs.label = Int32Array.from(rows, (r) => chosen[r]);
+      const {result, ms} = await run(entry, 'denoise_step', inputs);
+      running += ms;
+      calls += 1;
+      const kept = Math.min(meta.batch, count - first) * perImage;
+      next.set(result.x_prev.subarray(0, kept), first * perImage);
+      images.set(result.images.subarray(0, kept), first * perImage);
+    }
+    x = next;
+    trajectory.push(images);
+    draw('diffusion', images, count, meta.image_shape,
+        chosen && $('diffusion', 'label').value === 'all' ? Math.min(count, meta.num_classes) : null);
     say('diffusion', 'counter', `step ${i + 1} of ${meta.timesteps.length}`);
     await new Promise(requestAnimationFrame);  // show each step
   }
   const ms = performance.now() - start;
-  say('diffusion', 'timing', `${meta.timesteps.length} calls of denoise_step, ${(running / meta.timesteps.length)
-      .toFixed(1)} ms per call, ${ms.toFixed(0)} ms in all with drawing`);
-  Object.assign(demo.diffusion, {stepNoise: new PageRandom(seed).normal(size), stepLabels: chosen.label || null,
-    trajectory, finalX: x, msPerStep: running / meta.timesteps.length});
+  say('diffusion', 'timing', `${calls} calls of denoise_step, ${(running / calls).toFixed(1)} ms per call, ` +
+      `${ms.toFixed(0)} ms in all with drawing`);
+  Object.assign(demo.diffusion, {stepNoise: noise, stepLabels: chosen, trajectory, finalX: x,
+    msPerStep: running / meta.timesteps.length});
 }
 
 // ----- Text: streamed through `step` with the sampling here, or `generate` in one call.
@@ -274,30 +289,33 @@ async function oneCall(entry) {
 
 // ----- Start: find the exports, load the runtime, wire each panel.
 
+/** Runs `action` of `panel` with every button disabled; `demo[panel].done` says when it ended. */
+async function act(panel, entry, action) {
+  const task = {
+    'gan:generate': () => generateImages('gan', entry, 'z', {}),
+    'diffusion:generate': () => generateImages('diffusion', entry, 'noise', entry.meta.conditional ?
+        {guidance: Number($('diffusion', 'guidance').value)} : {}),
+    'diffusion:steps': () => stepByStep(entry),
+    'vae:generate': () => generateImages('vae', entry, 'z', {}),
+    'vae:morph': () => morph(entry),
+    'text:write': () => write(entry),
+    'text:one-call': () => oneCall(entry),
+  }[`${panel}:${action}`];
+  document.querySelectorAll('button').forEach((b) => (b.disabled = true));
+  demo[panel].done = false;
+  try {
+    await task();
+  } catch (error) {
+    say(panel, 'message', `failed: ${error.message}`);
+  } finally {
+    document.querySelectorAll('button').forEach((b) => (b.disabled = false));
+    demo[panel].done = true;
+  }
+}
+
 function wire(panel, entry) {
   for (const button of document.querySelectorAll(`#${panel} button`)) {
-    button.addEventListener('click', async () => {
-      const action = {
-        'gan:generate': () => generateImages('gan', entry, 'z', {}),
-        'diffusion:generate': () => generateImages('diffusion', entry, 'noise', entry.meta.conditional ?
-            {guidance: Number($('diffusion', 'guidance').value)} : {}),
-        'diffusion:steps': () => stepByStep(entry),
-        'vae:generate': () => generateImages('vae', entry, 'z', {}),
-        'vae:morph': () => morph(entry),
-        'text:write': () => write(entry),
-        'text:one-call': () => oneCall(entry),
-      }[`${panel}:${button.dataset.action}`];
-      document.querySelectorAll('button').forEach((b) => (b.disabled = true));
-      demo[panel].done = false;
-      try {
-        await action();
-      } catch (error) {
-        say(panel, 'message', `failed: ${error.message}`);
-      } finally {
-        document.querySelectorAll('button').forEach((b) => (b.disabled = false));
-        demo[panel].done = true;
-      }
-    });
+    button.addEventListener('click', () => act(panel, entry, button.dataset.action));
   }
 }
 
@@ -336,6 +354,7 @@ async function startPanel(panel, listing) {
   controls.hidden = false;
   say(panel, 'message', `export/${found.name}: ${found.metadata.family}, batch ${found.metadata.batch ?? 1}` +
       (found.metadata.sampler ? `, ${found.metadata.sampler} x${found.metadata.steps}` : ''));
+  await act(panel, entry, document.querySelector(`#${panel} button`).dataset.action);  // a first picture (or text)
 }
 
 async function start() {
