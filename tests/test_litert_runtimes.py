@@ -172,7 +172,9 @@ def test_streaming_recipe_through_step_reproduces_generate(models, tmp_path):
             state = read(history[-(window // 2):-1])
         out = runner.run("step", token=np.array([history[-1]], np.int32), **state)
         state = {k: out[k] for k in fresh}
-        cdf = np.cumsum(np.exp(out["logits"][0] - out["logits"][0].max()))
+        logits = out["logits"][0].copy()
+        logits[meta["unknown_id"]] = -np.inf  # metadata's sampling rule: never the unknown id
+        cdf = np.cumsum(np.exp(logits - logits.max()))
         history.append(int(min(np.sum(cdf <= u * cdf[-1]), len(cdf) - 1)))  # temperature 1, no filters
     ids = runner.run("generate", prompt_ids=np.array(prompt + [0] * 5, np.int32), prompt_length=np.array(3, np.int32),
                      uniform=uniform, temperature=np.array(1.0, np.float32), top_k=np.array(0, np.int32),

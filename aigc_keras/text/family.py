@@ -101,7 +101,8 @@ class TextFamily(Family):
             "max_positions": model.max_positions,
             "prompt_capacity": prompt_length,
             "length": length,
-            "sampling": "temperature, then top-k, then top-p, then the token whose CDF interval holds u",
+            "sampling": "the unknown_id's logit set to -inf (it stands for no character), then temperature, top-k, "
+                        "top-p, and the token whose CDF interval holds u",
             "streaming": STREAMING_RECIPE if model.max_positions else "feed each id to step with the state it returned",
             "config": record["config"],
         }
