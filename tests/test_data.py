@@ -139,6 +139,19 @@ def test_pipeline_scales_batches_and_stacks(images_npz):
         data.batches(64, seed=0, num_epochs=1, per_step=2)
 
 
+def test_validation_holds_every_class_of_class_sorted_data(tmp_path):
+    """A folder of class sub-folders is read class by class: the last 20 % would be the last class."""
+    images = np.arange(100, dtype=np.uint8).reshape(100, 1, 1, 1).repeat(8, 1).repeat(8, 2)  # image i is all i
+    np.savez(tmp_path / "sorted.npz", images=images, labels=np.repeat(np.arange(5), 20).astype(np.int32))
+    data = load_images(f"npz:{tmp_path / 'sorted.npz'}")
+    train, validation = data.split(0.2)
+    (val_images, val_labels), (train_images, _) = validation.arrays(), train.arrays()
+    assert (train.num_examples, validation.num_examples) == (len(train_images), len(val_images)) == (80, 20)
+    assert set(val_labels.tolist()) == {0, 1, 2, 3, 4}
+    assert sorted(val_images[:, 0, 0, 0].tolist() + train_images[:, 0, 0, 0].tolist()) == list(range(100))
+    np.testing.assert_array_equal(data.split(0.2)[1].arrays()[0], val_images)  # the same on every call
+
+
 def test_pipeline_order_depends_on_seed_and_epoch_only(images_npz):
     data = load_images(images_npz)
     ds = data.batches(16, seed=1, num_epochs=2)

@@ -76,14 +76,23 @@ class ImageData:
         return steps
 
     def split(self, validation_fraction: float) -> tuple["ImageData", "ImageData"]:
-        """(train, validation) by position: the last `validation_fraction` of the examples validate."""
+        """(train, validation): a fixed random `validation_fraction` of the examples validates, the same
+        on every call. Not the last ones: a folder of class sub-folders, or an npz sorted by label,
+        would validate on its last classes alone."""
         num_val = int(round(self.num_examples * validation_fraction))
         if not 0 < num_val < self.num_examples:
             raise AigcError(f"{self.spec}: {self.num_examples} images are too few to hold out "
                             f"{validation_fraction:.0%} for validation")
-        num_train = self.num_examples - num_val
-        return (dataclasses.replace(self, examples=self.examples.take(num_train), num_examples=num_train),
-                dataclasses.replace(self, examples=self.examples.skip(num_train), num_examples=num_val))
+        held = np.zeros(self.num_examples, bool)
+        held[np.random.default_rng(0).permutation(self.num_examples)[:num_val]] = True
+        held = tf.constant(held)
+
+        def part(validation: bool):
+            return self.examples.enumerate().filter(lambda i, example: held[i] == validation).map(
+                lambda i, example: example)
+
+        return (dataclasses.replace(self, examples=part(False), num_examples=self.num_examples - num_val),
+                dataclasses.replace(self, examples=part(True), num_examples=num_val))
 
     def arrays(self, num: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The first `num` (default all) examples as uint8 images [N, H, W, C] and int32 labels."""
