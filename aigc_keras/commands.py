@@ -253,16 +253,13 @@ def run_export(family: str, model_dir: str, out_dir: str, force: bool, tflite: b
         raise Interrupted(f"interrupted: nothing was exported ({out_dir} is as it was)") from None
     click.echo(f"exported {out_dir}/saved_model (signatures: {', '.join(meta['signatures'])})")
     if tflite:
-        diffs = ", ".join(f"{k} {v:.2g}" for k, v in meta["parity"]["max_abs_diff"].items())
         click.echo(
             f"exported {out_dir}/model.tflite ({meta['files']['tflite_bytes'] / 1e6:.2f} MB, "
-            f"quantize={quantize}); LiteRT vs TF max|diff|: {diffs}; the same in LiteRT's Interpreter and "
-            "CompiledModel APIs"
+            f"quantize={quantize}); {parity_text(meta)}; the same in LiteRT's Interpreter and CompiledModel APIs"
         )
         quality = meta.get("quality")
         if quality and quality["measured"]:
-            click.echo(f"quality: {quality['metric']}: {quality['litert']:.4g} in LiteRT, {quality['keras']:.4g} "
-                       "for the Keras model")
+            click.echo(f"quality: {quality_text(quality)}")
         elif quality:
             click.echo(f"note: what quantization cost was not measured: {quality['why']}", err=True)
         for warning in (quality or {}).get("warnings", []):
@@ -273,6 +270,17 @@ def run_export(family: str, model_dir: str, out_dir: str, force: bool, tflite: b
         exports = str(out.parent if out.name not in ("", "..") else out.resolve().parent)
         click.echo(f"next: aigc-keras demo{'' if exports == 'export' else f' --exports {exports}'}  (the page runs "
                    "it in a browser)")
+
+
+def parity_text(meta: dict) -> str:
+    """An export's LiteRT-vs-TF parity, as export prints it and `info` shows it."""
+    diffs = ", ".join(f"{k} {v:.2g}" for k, v in meta["parity"]["max_abs_diff"].items())
+    return f"LiteRT vs TF max|diff|: {diffs}"
+
+
+def quality_text(quality: dict) -> str:
+    """A measured export quality (metadata.json's `quality`), as export prints it and `info` shows it."""
+    return f"{quality['metric']}: {quality['litert']:.4g} in LiteRT, {quality['keras']:.4g} for the Keras model"
 
 
 def _duration(seconds: float) -> str:

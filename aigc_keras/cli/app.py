@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .. import families
-from ..commands import config_argv
+from ..commands import config_argv, parity_text, quality_text
 from ..version import __version__
 from . import evaluate
 
@@ -144,12 +144,10 @@ def export_info(folder: Path, as_json: bool) -> None:
     click.echo(f"batch:    {meta.get('batch', '?')}")
     click.echo(f"signatures: {', '.join(meta['signatures'])}")
     if "parity" in meta:
-        diffs = ", ".join(f"{k} {v:.2g}" for k, v in meta["parity"]["max_abs_diff"].items())
-        click.echo(f"parity:   LiteRT vs TF max|diff|: {diffs}")
+        click.echo(f"parity:   {parity_text(meta)}")
     quality = meta.get("quality") or {}
     if quality.get("measured"):
-        click.echo(f"quality:  {quality['metric']}: {quality['litert']:.4g} in LiteRT, {quality['keras']:.4g} for "
-                   "the Keras model")
+        click.echo(f"quality:  {quality_text(quality)}")
     click.echo(f"versions: {', '.join(f'{k} {v}' for k, v in meta.get('versions', {}).items())}")
 
 
