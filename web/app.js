@@ -107,6 +107,18 @@ function classControl(panel, meta) {
       ...meta.class_names.map((name, i) => new Option(name, String(i))));
 }
 
+/** The rows of one call of a fixed-batch signature from row `first` of `count`: the last row repeats. */
+function batchRows(first, batch, count) {
+  return Array.from({length: batch}, (_, k) => Math.min(first + k, count - 1));
+}
+
+/** `rows` of `source` (rows of `size` floats), one after another. */
+function gather(source, rows, size) {
+  const out = new Float32Array(rows.length * size);
+  rows.forEach((r, k) => out.set(source.subarray(r * size, (r + 1) * size), k * size));
+  return out;
+}
+
 // ----- GAN and VAE: a grid of images from `generate`, `batch` per call.
 
 function noiseSize(meta, noiseName) {
@@ -125,9 +137,8 @@ async function generateImages(panel, entry, noiseName, extra, given = null) {
   const perImage = height * width * channels;
   const calls = [];
   for (let start = 0; start < count; start += meta.batch) {
-    const rows = Array.from({length: meta.batch}, (_, i) => Math.min(start + i, count - 1));
-    const inputs = {[noiseName]: new Float32Array(meta.batch * size), ...extra};
-    rows.forEach((r, i) => inputs[noiseName].set(noise.subarray(r * size, (r + 1) * size), i * size));
+    const rows = batchRows(start, meta.batch, count);
+    const inputs = {[noiseName]: gather(noise, rows, size), ...extra};
     if (chosen) inputs.label = Int32Array.from(rows, (r) => chosen[r]);
     const {result, ms} = await run(entry, 'generate', inputs);
     calls.push(ms);
@@ -175,9 +186,8 @@ async function stepByStep(entry) {
     const next = new Float32Array(count * perImage);
     const images = new Uint8Array(count * perImage);
     for (let first = 0; first < count; first += meta.batch) {  // `batch` images per call, the last row repeated
-      const rows = Array.from({length: meta.batch}, (_, k) => Math.min(first + k, count - 1));
-      const inputs = {x: new Float32Array(meta.batch * perImage), t: times[i], t_prev: times[i + 1], ...guidance};
-      rows.forEach((r, k) => inputs.x.set(x.subarray(r * perImage, (r + 1) * perImage), k * perImage));
+      const rows = batchRows(first, meta.batch, count);
+      const inputs = {x: gather(x, rows, perImage), t: times[i], t_prev: times[i + 1], ...guidance};
       if (chosen) inputs.label = Int32Array.from(rows, (r) => chosen[r]);
       const {result, ms} = await run(entry, 'denoise_step', inputs);
       running += ms;
