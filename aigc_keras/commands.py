@@ -79,9 +79,14 @@ def _option(field, hint):
 
 def config_argv(config) -> list[str]:
     """The flags that reproduce `config` (the inverse of `config_options`)."""
+    return option_argv({field.name: getattr(config, field.name) for field, _ in config.field_specs()})
+
+
+def option_argv(options: dict) -> list[str]:
+    """The flags that set config `options` (field name -> value; None: left to its default)."""
     argv = []
-    for field, _ in config.field_specs():
-        value, name = getattr(config, field.name), field.name.replace("_", "-")
+    for field, value in options.items():
+        name = field.replace("_", "-")
         if isinstance(value, bool):
             argv.append(f"--{name}" if value else f"--no-{name}")
         elif value is not None:
@@ -145,18 +150,36 @@ def epilog(verb: str, name: str, examples: list[str]) -> str:
     return "\b\nExamples:\n" + "\n".join(f"  aigc-keras {verb} {name}{example}" for example in examples)
 
 
+def quick_folder(family: str) -> str:
+    """Where `train NAME --quick` trains by default: beside the full run's folder, never in it."""
+    return f"{default_folder('saved_models', family)}-quick"
+
+
 def train_command(config_class, name: str, summary: str, examples: list[str]) -> click.Command:
-    """`train NAME`: every option of the family's config dataclass, plus --model-dir, --overwrite and
-    --force. NAME is the family's name, or an alias of it (it also names the default folder)."""
-    @click.command(name, help=summary, epilog=epilog("train", name, examples))
+    """`train NAME`: every option of the family's config dataclass, plus --model-dir, --overwrite,
+    --force and --quick. NAME is the family's name, or an alias of it (it also names the default folder)."""
+    from click.core import ParameterSource
+
+    @click.command(name, help=summary, epilog=epilog("train", name, [*examples, " --quick"]))
     @model_dir_option(name)
     @overwrite_option
     @force_option("--model-dir")
+    @click.option("--quick", is_flag=True,
+                  help=f"a short run of about a minute on 2 CPU cores, to see the family work (rough samples; into "
+                       f"{quick_folder(name)}): " + " ".join(option_argv(config_class.QUICK)) +
+                       ", unless given")
     @config_options(config_class)
-    def train(model_dir, overwrite, force, **options):
-        run_training(config_class(**options), model_dir, overwrite, force)
+    def train(model_dir, overwrite, force, quick, **options):
+        if quick:
+            ctx = click.get_current_context()
+            options.update({k: v for k, v in config_class.QUICK.items()
+                            if ctx.get_parameter_source(k) == ParameterSource.DEFAULT})
+            if ctx.get_parameter_source("model_dir") == ParameterSource.DEFAULT:
+                model_dir = quick_folder(name)
+        run_training(config_class(**options), model_dir, overwrite, force, quick)
 
     return train
+
 
 
 def export_command(family: str, name: str, summary: str, examples: list[str], options=()) -> click.Command:
@@ -213,16 +236,53 @@ def load_for_sampling(model_dir: str, family: str):
     return get_family(family), ModelDir(model_dir).load_model(family)
 
 
-def write_images(out: str, images, labels, columns) -> None:
+def write_images(out: str, images, labels, columns, made: dict | None = None) -> None:
+    """Write what a `sample` command drew; a PNG carries `made` (`made_by`'s record)."""
     from .imaging import save_images
 
-    save_images(out, images, labels, columns)
+    save_images(out, images, labels, columns, made)
     click.echo(f"wrote {len(images)} images to {out}")
 
 
-def run_training(config, model_dir: str, overwrite: bool, force: bool) -> None:
+NOT_SETTINGS = ("model_dir", "out", "gif")  # options of a `sample` command that do not change the picture
+
+
+def made_by(family: str, model_dir: str, **resolved) -> dict:
+    """The provenance (`provenance.record`) of what the running `sample` command writes: its settings,
+    with `resolved` for the ones whose defaults it settled (a sampler, its steps), and the command
+    line that makes the same picture again."""
+    from .provenance import record
+
+    ctx = click.get_current_context()
+    params = {**ctx.params, **resolved}
+    settings = {k: v for k, v in params.items() if k not in NOT_SETTINGS}
+    return record(family, model_dir, settings, command_line(ctx, params))
+
+
+def command_line(ctx: click.Context, params: dict) -> str:
+    """The command line of `ctx`'s command with every option set to `params` (None and off left out)."""
+    import shlex
+
+    words = ctx.command_path.split()
+    for param in ctx.command.params:
+        value = params.get(param.name)
+        if not isinstance(param, click.Option) or value is None:
+            continue
+        if param.is_flag and param.secondary_opts:
+            words.append(param.opts[0] if value else param.secondary_opts[0])
+        elif param.is_flag:
+            words += [param.opts[0]] if value else []
+        else:
+            words += [param.opts[0], str(value)]
+    return shlex.join(words)
+
+
+def run_training(config, model_dir: str, overwrite: bool, force: bool, quick: bool = False) -> None:
     from .model_dir import ModelDir
 
+    if quick:
+        click.echo(f"quick: a short run into {model_dir} to see {config.family} work in about a minute; its samples "
+                   f"are rough (the full run is `aigc-keras train {config.family}`)")
     other = ModelDir(model_dir).other_name()
     if other and not Path(model_dir).exists():
         click.echo(f"note: {other} holds a run made under the family's other name; this one starts in {model_dir} "
@@ -239,7 +299,16 @@ def run_training(config, model_dir: str, overwrite: bool, force: bool) -> None:
     click.echo(f"done in {_duration(time.time() - start)}")
     from .families import get_family
 
-    click.echo(f"next: {get_family(config.family).next_command(model_dir)}")
+    family = get_family(config.family)
+    if quick:
+        data_info = ModelDir(model_dir).record()["data"]
+        steps = config.epochs * family.steps_per_epoch(config, data_info)
+        full = type(config)(data=config.data)
+        full_steps = full.epochs * family.steps_per_epoch(full, data_info)
+        click.echo(f"this was a quick run: {steps:,} optimizer steps, where the full run trains {full_steps:,} for "
+                   f"samples of its quality: `aigc-keras train {config.family}` (into "
+                   f"{default_folder('saved_models', config.family)})")
+    click.echo(f"next: {family.next_command(model_dir)}")
 
 
 def run_export(family: str, model_dir: str, out_dir: str, force: bool, tflite: bool, quantize: str,

@@ -42,6 +42,8 @@ class TrainConfig:
     """Options that training shares across families."""
 
     family: ClassVar[str] = ""
+    # `--quick` (and `quick()`): the options of a run of about a minute on 2 CPU cores, to see the family work
+    QUICK: ClassVar[dict] = {}
 
     data: str = option("mnist", f"dataset spec: {IMAGE_SPECS}")
     epochs: int = option(10, "number of epochs to train", min=1, resumable=True)
@@ -68,6 +70,12 @@ class TrainConfig:
 
     def __post_init__(self):
         self.validate()
+
+    @classmethod
+    def quick(cls, **options) -> "TrainConfig":
+        """The quick run's config (`QUICK`, then `options`): a short run whose samples are rough, to see
+        the family work end to end before a full run."""
+        return cls(**{**cls.QUICK, **options})
 
     @classmethod
     def field_specs(cls) -> list[tuple[dataclasses.Field, Any]]:

@@ -11,6 +11,7 @@ import numpy as np
 from . import fileio
 from .errors import AigcError, arg
 from .folders import check_output_file
+from .provenance import gif_comment, png_chunks
 
 
 def to_uint8(images) -> np.ndarray:
@@ -35,8 +36,9 @@ def grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> np.nda
     return out
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of a uint8 [H, W, C] image (C = 1 or 3), without TensorFlow."""
+def encode_png(image: np.ndarray, provenance: dict | None = None) -> bytes:
+    """PNG bytes of a uint8 [H, W, C] image (C = 1 or 3), without TensorFlow; with `provenance`
+    (`provenance.record`), its text chunks."""
     import struct
     import zlib
 
@@ -48,7 +50,10 @@ def encode_png(image: np.ndarray) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", w, h, 8, color_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    text = b"".join(chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + value.encode("utf-8"))
+                    for key, value in png_chunks(provenance).items()) if provenance else b""
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + text + chunk(b"IDAT", zlib.compress(raw, 9))
+            + chunk(b"IEND", b""))
 
 
 def check_output_name(path: str | Path, flag: str | None = None, suffixes=(".png", ".npz")) -> None:
@@ -62,11 +67,12 @@ def check_output_name(path: str | Path, flag: str | None = None, suffixes=(".png
 
 
 def save_images(path: str | Path, images: np.ndarray, labels: np.ndarray | None = None,
-                columns: int | None = None) -> None:
-    """Write uint8 images as a PNG grid (`.png`) or as arrays `images`/`labels` (`.npz`)."""
+                columns: int | None = None, provenance: dict | None = None) -> None:
+    """Write uint8 images as a PNG grid (`.png`, with `provenance`'s text chunks) or as arrays
+    `images`/`labels` (`.npz`)."""
     check_output_name(path)
     if Path(path).suffix.lower() == ".png":
-        fileio.write_bytes(path, encode_png(grid(images, columns)))
+        fileio.write_bytes(path, encode_png(grid(images, columns), provenance))
     else:
         buf = io.BytesIO()
         arrays = {"images": images}
@@ -76,13 +82,17 @@ def save_images(path: str | Path, images: np.ndarray, labels: np.ndarray | None 
         fileio.write_bytes(path, buf.getvalue())
 
 
-def save_gif(path: str | Path, frames: list[np.ndarray], seconds_per_frame: float = 0.08, hold: float = 1.5) -> None:
-    """Write uint8 frames [H, W, C] as a looping animated GIF; the last frame is held `hold` s."""
+def save_gif(path: str | Path, frames: list[np.ndarray], seconds_per_frame: float = 0.08, hold: float = 1.5,
+             provenance: dict | None = None) -> None:
+    """Write uint8 frames [H, W, C] as a looping animated GIF (its comment `provenance`'s record); the
+    last frame is held `hold` s."""
     from PIL import Image
 
     check_output_name(path, arg("gif"), (".gif",))
     pictures = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
     durations = [int(seconds_per_frame * 1000)] * (len(pictures) - 1) + [int(hold * 1000)]
     buf = io.BytesIO()
-    pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0)
+    extra = {"comment": gif_comment(provenance)} if provenance else {}
+    pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0,
+                     **extra)
     fileio.write_bytes(path, buf.getvalue())

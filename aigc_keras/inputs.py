@@ -49,7 +49,16 @@ def class_labels(num: int, num_classes: int, labels=None) -> np.ndarray | None:
     return labels.astype(np.int32)
 
 
-def in_chunks(draw, noise: np.ndarray, labels: np.ndarray | None, chunk: int = CHUNK) -> np.ndarray:
-    """`draw(noise, labels, k)` on chunk k of at most `chunk` rows of noise (and labels), concatenated."""
-    return np.concatenate([draw(noise[start:start + chunk], None if labels is None else labels[start:start + chunk], k)
-                           for k, start in enumerate(range(0, len(noise), chunk))])
+def in_chunks(draw, noise: np.ndarray, labels: np.ndarray | None, chunk: int = CHUNK, label: str = "generating"):
+    """`draw(noise, labels, k)` on chunk k of at most `chunk` rows of noise (and labels), concatenated;
+    reported as a `progress.task` of one unit per image (`draw` may report its steps in it)."""
+    from .progress import task
+
+    drawn = []
+    with task(label, len(noise), " images") as bar:
+        base = bar.done
+        for k, start in enumerate(range(0, len(noise), chunk)):
+            end = start + chunk
+            drawn.append(draw(noise[start:end], None if labels is None else labels[start:end], k))
+            bar.reach(base + min(end, len(noise)))
+    return np.concatenate(drawn)

@@ -4,9 +4,9 @@ private Keras internals outside the one module allowed to hold them (there is no
 The layers, lowest first (a family package's modules sit in several: its config is low, its model in
 the middle, its family wiring above the shared training and export code, its commands near the top):
 
-    0 base        errors, limits, interrupts, console, version, fileio
+    0 base        errors, limits, interrupts, console, version, fileio, progress
     1 options     config, families (the registry), each family's config
-    2 files       folders, imaging, inputs, data
+    2 files       folders, imaging, provenance, inputs, data
     3 keras       networks, precision, augment, training.distributed, training.strategy,
                   training.local_cluster, metrics.image
     4 family      each family's model, networks, samplers, tokenizer, metrics, ... (all but the below)
@@ -95,9 +95,9 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 FAMILIES = ("gan", "diffusion", "text", "vae", "classifier")
 LAYERS = [
-    ("base", {"errors", "limits", "interrupts", "console", "version", "fileio"}),
+    ("base", {"errors", "limits", "interrupts", "console", "version", "fileio", "progress"}),
     ("options", {"config", "families", *(f"{f}.config" for f in FAMILIES)}),
-    ("files", {"folders", "imaging", "inputs", "data"}),
+    ("files", {"folders", "imaging", "provenance", "inputs", "data"}),
     ("keras", {"networks", "precision", "augment", "training.distributed", "training.strategy",
                "training.local_cluster", "metrics.image"}),
     ("family", set(FAMILIES)),

@@ -13,6 +13,7 @@ class ClassifierConfig(TrainConfig):
     """A small CNN whose penultimate layer is the feature space of FID/KID for small images."""
 
     family: ClassVar[str] = "classifier"
+    QUICK: ClassVar[dict] = {"epochs": 1, "steps_per_epoch": 200}
 
     epochs: int = option(3, "number of epochs to train", min=1, resumable=True)
     batch_size: int = option(128, "global batch size, split across replicas", min=1)

@@ -2,8 +2,9 @@
 
 Errors are printed as one line (`error: ...`) with a non-zero exit status, never a traceback or an
 exception's own text (set AIGC_KERAS_DEBUG=1 to see one). TensorFlow is imported only by commands
-that need it. Ctrl-C and SIGTERM stop a command the same way, with a line that says how to go on;
-after the last line, nothing more reaches the terminal (LiteRT's C++ logs as it shuts down).
+that need it. What takes more than a moment shows its progress on stderr (`progress`). Ctrl-C and
+SIGTERM stop a command the same way, with a line that says how to go on; after the last line,
+nothing more reaches the terminal (LiteRT's C++ logs as it shuts down).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 
 import click
 
-from .. import interrupts
+from .. import interrupts, progress
 from ..errors import AigcError, naming_flags
 
 __all__ = ["main"]
@@ -34,7 +35,8 @@ def main(args=None) -> None:
     if threading.current_thread() is threading.main_thread():
         _catch_stop_signals()
     try:
-        with naming_flags(), cli.make_context("aigc-keras", list(sys.argv[1:] if args is None else args)) as ctx:
+        with naming_flags(), progress.shown(), \
+                cli.make_context("aigc-keras", list(sys.argv[1:] if args is None else args)) as ctx:
             code = cli.invoke(ctx)
     except click.exceptions.Exit as e:  # --help, --version
         code = e.exit_code

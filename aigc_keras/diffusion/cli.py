@@ -4,7 +4,6 @@ command runs)."""
 from __future__ import annotations
 
 import math
-import sys
 
 import click
 
@@ -15,6 +14,7 @@ from ..commands import (
     epilog,
     export_command,
     load_for_sampling,
+    made_by,
     model_option,
     sample_options,
     train_command,
@@ -45,8 +45,8 @@ SAMPLER_OPTIONS = {
 EVALUATE_OPTIONS = {**IMAGE_EVALUATE_OPTIONS, **SAMPLER_OPTIONS}
 
 
-def draw(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, progress) -> None:
-    """`sample diffusion`: the picture (and the GIF of the grid from noise to image), with a bar."""
+def draw(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif) -> None:
+    """`sample diffusion`: the picture (and the GIF of the grid from noise to image)."""
     check_output_name(out)
     if sampler is not None:
         check_eta(sampler, eta)  # before the model loads
@@ -61,23 +61,19 @@ def draw(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, p
     sampling = resolve(model, sampler, steps, eta, guidance)
     rows = sampling.evaluations * math.ceil(num / CHUNK)  # network calls, over every chunk
     columns = model.num_classes if model.num_classes and label is None else None
-    frames, bar = [], None
+    frames = []
     keep = {round(i * (rows - 1) / (GIF_FRAMES - 1)) for i in range(GIF_FRAMES)} if gif else set()
 
     def on_step(i, x):
         if i in keep:
             frames.append(grid(to_uint8(x.clip(-1, 1)), columns))
-        if bar is not None:
-            bar.update(1)
 
-    if progress:
-        with click.progressbar(length=rows, label=f"{sampling.name} x{sampling.steps}", file=sys.stderr) as bar:
-            result = family.sample(model, num, seed, label, sampler=sampling, on_step=on_step)
-    else:
-        result = family.sample(model, num, seed, label, sampler=sampling, on_step=on_step if gif else None)
-    write_images(out, *result)
+    result = family.sample(model, num, seed, label, sampler=sampling, on_step=on_step if gif else None)
+    made = made_by("diffusion", model_dir, sampler=sampling.name, steps=sampling.steps,
+                   eta=sampling.eta if sampling.name == "ddim" else None)
+    write_images(out, *result, made)
     if gif:
-        save_gif(gif, frames)
+        save_gif(gif, frames, provenance=made)
         click.echo(f"wrote {len(frames)} frames to {gif}")
 
 
@@ -101,10 +97,9 @@ def commands(name: str = "diffusion") -> dict:
     @sample_options
     @SAMPLER_OPTIONS["guidance"]
     @click.option("--gif", help="also write an animated GIF of the grid from pure noise to the image")
-    @click.option("--progress", is_flag=True, help="run step by step with a progress bar (same result)")
-    def sample(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, progress):
+    def sample(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif):
         """Generate images from a trained diffusion model."""
-        draw(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, progress)
+        draw(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif)
 
     export = export_command(
         "diffusion", name,

@@ -53,6 +53,7 @@ class DiffusionConfig(ImageTrainConfig):
     the best measured per CPU minute on MNIST (README shows the measurements behind each default)."""
 
     family: ClassVar[str] = "diffusion"
+    QUICK: ClassVar[dict] = {"epochs": 3, "steps_per_epoch": 300, "base_filters": 16}
 
     epochs: int = option(6, "number of epochs to train", min=1, resumable=True)
     batch_size: int = option(64, "global batch size, split across replicas", min=1)

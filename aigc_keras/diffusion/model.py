@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .. import progress
 from ..augment import flip
 from ..imaging import to_uint8
 from ..inputs import in_chunks, noise_and_labels
@@ -112,7 +113,8 @@ class DiffusionModel(ImageModel, OneOptimizer, keras.Model):
         the objective's) or what `pipeline.resolve` made; `steps` defaults to the sampler's; `guidance`
         is the classifier-free guidance weight and `labels` one class for all, one per image, or every
         class in turn (conditional models). The loop is one graph, the one the export embeds; with
-        `on_step(i, x)` it runs step by step instead (progress bars, animation frames), with the same result.
+        `on_step(i, x)` it runs step by step instead (animation frames), with the same result, as it does when
+        a command shows progress (`progress.shown`).
         """
         from .pipeline import Sampling, compiled_generate, generate_steps, resolve
 
@@ -120,17 +122,24 @@ class DiffusionModel(ImageModel, OneOptimizer, keras.Model):
         noise, labels = noise_and_labels(num, self.image_shape, seed, self.num_classes, labels)
         guidance_t = None if sampling.guidance is None else tf.constant(sampling.guidance, tf.float32)
         loop = compiled_generate(self, sampling)
+        stepwise = on_step is not None or progress.reporting()  # a bar moves with each step
 
-        def draw(noise, labels, k):  # chunk k's step noise (stochastic samplers) comes from seed + k
-            labels_t = None if labels is None else tf.constant(labels)
-            if on_step is None:
-                x = loop(tf.constant(noise), labels_t, guidance_t, tf.constant(seed + k, tf.int64))
-            else:
-                x = generate_steps(self, sampling.method, sampling.steps, noise, labels_t, guidance_t, seed + k,
-                                   on_step)
-            return to_uint8(x)
+        with progress.task(f"{sampling.name} x{sampling.steps}", num, " images") as bar:
+            def draw(noise, labels, k):  # chunk k's step noise (stochastic samplers) comes from seed + k
+                labels_t = None if labels is None else tf.constant(labels)
+                if not stepwise:
+                    x = loop(tf.constant(noise), labels_t, guidance_t, tf.constant(seed + k, tf.int64))
+                else:
+                    def step(i, x):
+                        bar.advance(len(noise) / sampling.evaluations)
+                        if on_step is not None:
+                            on_step(i, x)
 
-        return in_chunks(draw, noise, labels)
+                    x = generate_steps(self, sampling.method, sampling.steps, noise, labels_t, guidance_t, seed + k,
+                                       step)
+                return to_uint8(x)
+
+            return in_chunks(draw, noise, labels)
 
     def train_step(self, data):
         images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)

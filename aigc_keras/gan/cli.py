@@ -10,6 +10,7 @@ from ..commands import (
     epilog,
     export_command,
     load_for_sampling,
+    made_by,
     model_option,
     sample_options,
     train_command,
@@ -37,7 +38,7 @@ def commands(name: str = "gan") -> dict:
         """Generate images from a trained GAN."""
         check_output_name(out)
         family, model = load_for_sampling(model_dir, "gan")
-        write_images(out, *family.sample(model, num, seed, label))
+        write_images(out, *family.sample(model, num, seed, label), made_by("gan", model_dir))
 
     export = export_command(
         "gan", name, "Export a GAN: SavedModel signature `generate` (+ model.tflite) + metadata.json.",

@@ -16,6 +16,7 @@ class GANConfig(ImageTrainConfig):
     """DCGAN training options; the defaults are the best measured per CPU minute on MNIST (README)."""
 
     family: ClassVar[str] = "gan"
+    QUICK: ClassVar[dict] = {"epochs": 4, "steps_per_epoch": 250}
 
     epochs: int = option(6, "number of epochs to train", min=1, resumable=True)
     batch_size: int = option(32, "global batch size, split across replicas", min=1)

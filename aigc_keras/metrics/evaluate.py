@@ -81,9 +81,13 @@ def _export_source(folder: Path) -> Source:
 def generate(sample, num: int, seed: int) -> np.ndarray:
     """`num` uint8 images from `sample(num, seed)` (a family's `sample` or `litert_sample`), in chunks
     with seeds seed, seed+1, ... ."""
+    from ..progress import task
+
     chunks = []
-    for i, start in enumerate(range(0, num, SAMPLE_CHUNK)):
-        chunks.append(sample(min(SAMPLE_CHUNK, num - start), seed + i))
+    with task(f"sampling {num}", num, " images") as bar:
+        for i, start in enumerate(range(0, num, SAMPLE_CHUNK)):
+            chunks.append(sample(min(SAMPLE_CHUNK, num - start), seed + i))
+            bar.reach(min(start + SAMPLE_CHUNK, num))
     return np.concatenate(chunks)
 
 
@@ -107,9 +111,12 @@ def image_metrics(features_fake, features_real, subsets: int = 10, subset_size: 
 def evaluate_images(fake: np.ndarray, real: np.ndarray, real_floor: np.ndarray, net, subsets: int = 10,
                     subset_size: int = 1000, precision_recall: bool = False, seed: int = 0) -> dict:
     """Every image metric of `fake` against `real`, and the same for `real_floor` (the floor)."""
-    f_fake, p_fake = net(fake)
-    f_real, p_real = net(real)
-    f_floor, _ = net(real_floor)
+    from ..progress import task
+
+    with task("features", len(fake) + len(real) + len(real_floor), " images"):
+        f_fake, p_fake = net(fake)
+        f_real, p_real = net(real)
+        f_floor, _ = net(real_floor)
     result = {
         "features": net.name,
         "num_samples": len(fake),

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from ..classifier.model import FEATURE_LAYER
 from ..errors import AigcError
+from ..progress import task
 
 SHIPPED = {"mnist": "mnist-classifier.keras"}  # data spec -> classifier in metrics/weights/
 BATCH = 500
@@ -34,10 +35,12 @@ class FeatureNet:
             raise AigcError(f"{self.name} takes images {'x'.join(map(str, self.image_shape))}, "
                             f"got {'x'.join(map(str, images.shape[1:]))}")
         features, probs = [], []
-        for start in range(0, len(images), BATCH):
-            f, p = self._fn(tf.constant(images[start:start + BATCH]))
-            features.append(f.numpy())
-            probs.append(p.numpy())
+        with task(f"features of {len(images)}", len(images), " images") as bar:
+            for start in range(0, len(images), BATCH):
+                f, p = self._fn(tf.constant(images[start:start + BATCH]))
+                features.append(f.numpy())
+                probs.append(p.numpy())
+                bar.advance(len(f))
         features = np.concatenate(features).astype(np.float64)
         return features, (np.concatenate(probs).astype(np.float64) if self.has_probs else None)
 

@@ -20,6 +20,7 @@ class TextConfig(TrainConfig):
     cosine learning rate) are the best measured per CPU minute on Shakespeare (README shows the measurements)."""
 
     family: ClassVar[str] = "text"
+    QUICK: ClassVar[dict] = {"epochs": 3, "steps_per_epoch": 300, "units": 128, "warmup_steps": 40}
 
     data: str = option("shakespeare", f"text spec: {TEXT_SPECS}")
     epochs: int = option(20, "number of epochs to train", min=1, resumable=True)

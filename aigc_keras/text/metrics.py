@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from ..errors import AigcError
+from ..progress import task
 from .tokenizer import tokenizer_from_config
 
 STREAMS = 16
@@ -82,16 +83,18 @@ def litert_text_metrics(step, state_names: list[str], initial_state: dict, token
     with `logits` and the next state under the same names."""
     tokenizer = tokenizer_from_config(tokenizer_config)
     ids = _ids(tokenizer, text)
-    total = 0.0
-    for start, end, first_scored in reading_plan(len(ids), max_positions):
-        state = dict(initial_state)
-        for j in range(start, end):
-            out = step(token=np.array([ids[j]], np.int32), **state)
-            state = {name: out[name] for name in state_names}
-            if j >= first_scored:
-                logits = out["logits"][0].astype(np.float64)
-                top = logits.max()
-                total += top + math.log(np.exp(logits - top).sum()) - logits[ids[j + 1]]
+    total, plan = 0.0, reading_plan(len(ids), max_positions)
+    with task("scoring in LiteRT", sum(end - start for start, end, _ in plan), " tokens") as bar:
+        for start, end, first_scored in plan:
+            state = dict(initial_state)
+            for j in range(start, end):
+                out = step(token=np.array([ids[j]], np.int32), **state)
+                state = {name: out[name] for name in state_names}
+                if j >= first_scored:
+                    logits = out["logits"][0].astype(np.float64)
+                    top = logits.max()
+                    total += top + math.log(np.exp(logits - top).sum()) - logits[ids[j + 1]]
+                bar.advance()
     return _report(tokenizer, text, ids, total)
 
 
@@ -128,10 +131,12 @@ def _stream_nats(model, ids: np.ndarray, plan) -> float:
         return _masked_nats(logits, y, m), state
 
     state, total = model.initial_state(len(plan)), 0.0
-    for start in range(0, width, chunk):
-        part = slice(start, start + chunk)
-        nats, state = chunk_nats(inputs[:, part], labels[:, part], mask[:, part], state)
-        total += float(nats)
+    with task("scoring", width, f" tokens of {len(plan)} streams") as bar:
+        for start in range(0, width, chunk):
+            part = slice(start, start + chunk)
+            nats, state = chunk_nats(inputs[:, part], labels[:, part], mask[:, part], state)
+            total += float(nats)
+            bar.advance(chunk)
     return total
 
 
@@ -145,5 +150,9 @@ def _window_nats(model, ids: np.ndarray, plan, batch_size: int) -> float:
     def batch_nats(x, y, m):
         return _masked_nats(model(x, training=False), y, m)
 
-    return sum(float(batch_nats(inputs[i:i + batch_size], labels[i:i + batch_size], mask[i:i + batch_size]))
-               for i in range(0, len(plan), batch_size))
+    total = 0.0
+    with task("scoring", len(plan), " windows") as bar:
+        for i in range(0, len(plan), batch_size):
+            total += float(batch_nats(inputs[i:i + batch_size], labels[i:i + batch_size], mask[i:i + batch_size]))
+            bar.reach(min(i + batch_size, len(plan)))
+    return total

@@ -13,6 +13,7 @@ from .. import fileio, interrupts
 from ..errors import AigcError, arg
 from ..folders import CHECKPOINT, epoch_file, epoch_of
 from ..imaging import encode_png
+from ..progress import Bar
 
 
 def scalar(value) -> float:
@@ -119,6 +120,29 @@ class DivergenceGuard(keras.callbacks.Callback):
                        f"written. Likely cause: {self.cause}")
 
 
+class TrainingBar(keras.callbacks.Callback):
+    """A terminal's bar for each epoch of `fit`, its last line the epoch's metrics. (Keras's own bar
+    counts the first step's tracing in the time left when it reports after several steps.)"""
+
+    def __init__(self, epochs: int, steps: int, stream):
+        super().__init__()
+        self.epochs, self.steps, self.stream = epochs, steps, stream
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.bar = Bar(f"epoch {epoch + 1}/{self.epochs}", self.steps, self.stream, " steps")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.reach(batch + 1, _metrics(logs))
+
+    def on_epoch_end(self, epoch, logs=None):
+        per_step = (time.monotonic() - self.bar.start) / self.steps
+        self.bar.finish(f"{per_step * 1000:.0f}ms/step - {_metrics(logs)}")
+
+
+def _metrics(logs) -> str:
+    return " - ".join(f"{k}: {scalar(v):.4f}" for k, v in (logs or {}).items())
+
+
 class HistoryLog(keras.callbacks.Callback):
     """Append each finished epoch's metrics and wall time to history.json."""
 
@@ -141,11 +165,13 @@ class TensorBoardMonitor(keras.callbacks.Callback):
     """Scalars every `log_every` steps and per epoch, hparams once, and a preview per epoch.
 
     `preview()` returns a uint8 image [H, W, C] (logged with `tf.summary.image`, saved as
-    samples/epoch-NNNN.png), a text (`tf.summary.text`, samples/epoch-NNNN.txt) or None.
+    samples/epoch-NNNN.png with `provenance` and its epoch), a text (`tf.summary.text`,
+    samples/epoch-NNNN.txt) or None.
     """
 
-    def __init__(self, log_dir, samples_dir, hparams: dict, preview, log_every: int = 50):
+    def __init__(self, log_dir, samples_dir, hparams: dict, preview, provenance: dict, log_every: int = 50):
         super().__init__()
+        self.provenance = provenance
         self.log_dir = str(log_dir)
         self.samples_dir = Path(samples_dir)
         self.hparams = hparams
@@ -182,7 +208,8 @@ class TensorBoardMonitor(keras.callbacks.Callback):
         if isinstance(preview, str):
             fileio.write_bytes(self.samples_dir / epoch_file(epoch + 1, ".txt"), preview.encode())
         elif preview is not None:
-            fileio.write_bytes(self.samples_dir / epoch_file(epoch + 1, ".png"), encode_png(np.asarray(preview)))
+            fileio.write_bytes(self.samples_dir / epoch_file(epoch + 1, ".png"),
+                               encode_png(np.asarray(preview), {**self.provenance, "epoch": epoch + 1}))
 
     def on_train_end(self, logs=None):
         self.writer.close()

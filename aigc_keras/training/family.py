@@ -9,6 +9,7 @@ import numpy as np
 from ..config import SMALL_DATA
 from ..errors import AigcError, arg
 from ..limits import check_fits
+from ..progress import task
 
 QUALITY_SAMPLES = 500  # samples per FID when an export is checked for what quantization cost
 FEATURE_BYTES = 3 * 2048 * 8  # per sample of `evaluate`: float64 features of the samples and both real sets
@@ -265,10 +266,12 @@ class ImageFamily(Family):
         batch = shape[0]
         noise, labels = noise_and_labels(num, shape[1:], seed, metadata["num_classes"], label)
         images = []
-        for start in range(0, num, batch):
-            rows = np.arange(start, start + batch).clip(max=num - 1)  # the last call repeats its last row
-            inputs = self.litert_inputs(noise[rows], None if labels is None else labels[rows], **options)
-            images.append(litert.run("generate", **inputs)["images"][:num - start])
+        with task("generating in LiteRT", num, " images") as bar:
+            for start in range(0, num, batch):
+                rows = np.arange(start, start + batch).clip(max=num - 1)  # the last call repeats its last row
+                inputs = self.litert_inputs(noise[rows], None if labels is None else labels[rows], **options)
+                images.append(litert.run("generate", **inputs)["images"][:num - start])
+                bar.advance(len(images[-1]))
         columns = metadata["num_classes"] if metadata["num_classes"] and label is None else None
         return np.concatenate(images), labels, columns
 

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -13,13 +14,21 @@ from typing import Callable
 import keras
 import numpy as np
 
-from .. import fileio, folders
+from .. import fileio, folders, progress
 from ..errors import AigcError, arg
 from ..families import canonical, get_family
 from ..model_dir import ModelDir
 from ..precision import dtype_policy, float32_model
+from ..provenance import record
 from ..version import versions
-from .callbacks import DivergenceGuard, EpochCheckpoint, HistoryLog, StopWhenAsked, TensorBoardMonitor
+from .callbacks import (
+    DivergenceGuard,
+    EpochCheckpoint,
+    HistoryLog,
+    StopWhenAsked,
+    TensorBoardMonitor,
+    TrainingBar,
+)
 from .distributed import packed_fit_data
 from .strategy import (
     check_global_batch,
@@ -93,27 +102,31 @@ def _train(config, shared: ModelDir, md: ModelDir, strategy, fresh: bool, callba
     if md is shared:
         log(f"TensorBoard: tensorboard --logdir {md.logs}")
     monitor = TensorBoardMonitor(md.logs, md.samples, config.hparams(),
-                                 lambda: family.preview(float32_model(model), config, data_info))
+                                 lambda: family.preview(float32_model(model), config, data_info),
+                                 record(family.name, shared.path, {"seed": config.seed, "made": "training preview"}))
     trainee = model
     if is_multi_worker(strategy):
         with strategy.scope():
             trainee, dataset, validation = packed_fit_data(model, dataset, validation)
-    trainee.fit(
-        dataset,
-        epochs=config.epochs,
-        initial_epoch=done,
-        steps_per_epoch=steps,
-        validation_data=validation,
-        # The divergence guard first (a diverged epoch is never saved), then at once the checkpoint,
-        # so that an interruption in the slower work after it (the family's measurements, which add
-        # metrics to the logs, and the preview) costs no finished epoch; history.json then lists only
-        # checkpointed epochs.
-        callbacks=[StopWhenAsked(), DivergenceGuard(done, _divergence_cause(config)),
-                   EpochCheckpoint(md.checkpoints, model), *family.callbacks(model, config, data),
-                   HistoryLog(md.history_file, history), monitor, *callbacks],
-        verbose=verbose,
-        shuffle=False,
-    )
+    if verbose == 1:  # a terminal: our bar, whose time left leaves out the first step's tracing
+        callbacks, verbose = [*callbacks, TrainingBar(config.epochs, steps, sys.stdout)], 0
+    with progress.quiet():  # the previews' and monitors' sampling is not a task of the user's
+        trainee.fit(
+            dataset,
+            epochs=config.epochs,
+            initial_epoch=done,
+            steps_per_epoch=steps,
+            validation_data=validation,
+            # The divergence guard first (a diverged epoch is never saved), then at once the checkpoint,
+            # so that an interruption in the slower work after it (the family's measurements, which add
+            # metrics to the logs, and the preview) costs no finished epoch; history.json then lists only
+            # checkpointed epochs.
+            callbacks=[StopWhenAsked(), DivergenceGuard(done, _divergence_cause(config)),
+                       EpochCheckpoint(md.checkpoints, model), *family.callbacks(model, config, data),
+                       HistoryLog(md.history_file, history), monitor, *callbacks],
+            verbose=verbose,
+            shuffle=False,
+        )
     fileio.save_keras(model, md.model)
     if md is shared:
         log(f"saved {md.model}")

@@ -10,6 +10,7 @@ from ..commands import (
     epilog,
     export_command,
     load_for_sampling,
+    made_by,
     model_option,
     sample_options,
     train_command,
@@ -40,7 +41,7 @@ def commands(name: str = "vae") -> dict:
         check_output_name(out)
         family, model = load_for_sampling(model_dir, "vae")
         if interpolate is None:
-            write_images(out, *family.sample(model, num, seed, label))
+            write_images(out, *family.sample(model, num, seed, label), made_by("vae", model_dir))
             return
         from ..imaging import encode_png, save_images
         from ..model_dir import ModelDir
@@ -49,7 +50,7 @@ def commands(name: str = "vae") -> dict:
         if out.lower().endswith(".png"):
             from .. import fileio
 
-            fileio.write_bytes(out, encode_png(picture))
+            fileio.write_bytes(out, encode_png(picture, made_by("vae", model_dir)))
         else:
             save_images(out, picture[None])
         click.echo(f"wrote {interpolate} interpolations of {steps} points to {out}")

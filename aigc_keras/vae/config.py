@@ -13,6 +13,7 @@ class VAEConfig(ImageTrainConfig):
     """Convolutional variational autoencoder options, sized for small images and CPUs."""
 
     family: ClassVar[str] = "vae"
+    QUICK: ClassVar[dict] = {"epochs": 3, "steps_per_epoch": 600}
 
     epochs: int = option(10, "number of epochs to train", min=1, resumable=True)
     batch_size: int = option(64, "global batch size, split across replicas", min=1)
