@@ -150,3 +150,14 @@ def test_train_under_mirrored_strategy(gan_config, tmp_path):
     assert model.distribute_strategy.num_replicas_in_sync == 2
     assert json.loads((tmp_path / "m" / "config.json").read_text())["config"]["strategy"] == "mirrored"
     assert np.isfinite(ModelDir(tmp_path / "m").history()[-1]["g_loss"])
+
+
+def test_a_terminal_gets_a_bar_per_epoch_whose_last_line_has_the_metrics(gan_config, tmp_path, capsys):
+    train(gan_config(epochs=2, steps_per_epoch=3), tmp_path / "gan", verbose=1, log=quiet)
+    lines = capsys.readouterr().out.splitlines()  # not a terminal here: one line per step
+    epoch_1 = [line for line in lines if line.startswith("epoch 1/2: ")]
+    assert [line.split(" (")[0] for line in epoch_1] == ["epoch 1/2: 33%", "epoch 1/2: 67%", "epoch 1/2: 100%"]
+    assert "measuring" in epoch_1[0]  # no time left from the first step alone (its tracing)
+    assert "left)" in epoch_1[1]
+    assert "ms/step - " in epoch_1[-1] and "d_loss: " in epoch_1[-1] and "g_loss: " in epoch_1[-1]
+    assert any(line.startswith("epoch 2/2: 100%") for line in lines)

@@ -132,7 +132,8 @@ class TrainingBar(keras.callbacks.Callback):
         self.bar = Bar(f"epoch {epoch + 1}/{self.epochs}", self.steps, self.stream, " steps")
 
     def on_train_batch_end(self, batch, logs=None):
-        self.bar.reach(batch + 1, _metrics(logs))
+        if batch + 1 < self.steps:  # the last step's line is the epoch's, with its validation metrics
+            self.bar.reach(batch + 1, _metrics(logs))
 
     def on_epoch_end(self, epoch, logs=None):
         per_step = (time.monotonic() - self.bar.start) / self.steps
