@@ -145,12 +145,13 @@ def test_top_level_cli_py_is_the_console_script():
     assert result.returncode == 0 and "train" in result.stdout and "export" in result.stdout
 
 
-def test_readme_documents_every_option_and_command():
+def test_the_docs_document_every_option_and_readme_every_first_command():
     from aigc_keras.families import NAMES, config_class
 
     readme = (ROOT / "README.md").read_text()
+    reference = (ROOT / "docs" / "commands.md").read_text()
     for config in (config_class(name) for name in NAMES):
-        section = readme.split(f"### `aigc-keras train {config.family}`")[1].split("\n### ")[0]
+        section = reference.split(f"## `aigc-keras train {config.family}`")[1].split("\n## ")[0]
         for field, _ in config.field_specs():
             flag = f"`--{field.name.replace('_', '-')}"
             assert flag in section, (config.family, field.name)
@@ -159,14 +160,19 @@ def test_readme_documents_every_option_and_command():
                 shown = row.split("|")[2].split()[0]
                 expected = str(field.default).lower() if isinstance(field.default, bool) else str(field.default)
                 assert shown == expected, (config.family, field.name, shown, expected)
-    for command in ("aigc-keras train gan", "aigc-keras sample gan", "aigc-keras export gan --tflite",
-                    "aigc-keras train diffusion", "aigc-keras sample diffusion --num 100",
-                    "aigc-keras export diffusion --tflite", "aigc-keras info", "python -m pytest",
-                    "aigc-keras train lstm", "aigc-keras sample lstm --prompt", "aigc-keras export lstm --tflite",
+    for command in ("aigc-keras train gan --quick", "aigc-keras train diffusion --quick",
+                    "aigc-keras train text --quick", "aigc-keras train vae --quick", "aigc-keras train gan",
+                    "aigc-keras sample gan", "aigc-keras export gan --tflite", "aigc-keras train diffusion",
+                    "aigc-keras sample diffusion --num 100", "aigc-keras export diffusion --tflite",
+                    "aigc-keras info", "python -m pytest", "aigc-keras train lstm",
+                    "aigc-keras sample lstm --prompt", "aigc-keras export lstm --tflite",
                     "aigc-keras evaluate saved_models/gan", "aigc-keras evaluate saved_models/text",
-                    "aigc-keras train classifier --data mnist", "aigc-keras train vae", "aigc-keras sample vae",
-                    "aigc-keras export vae --tflite", "aigc-keras demo", "aigc-keras evaluate export/"):
+                    "aigc-keras train vae", "aigc-keras sample vae", "aigc-keras export vae --tflite",
+                    "aigc-keras demo", "aigc-keras evaluate export/", "aigc-keras info digits.png"):
         assert command in readme, command
+    for command in ("aigc-keras train classifier --data mnist", "aigc-keras evaluate export/", "aigc-keras demo",
+                    "aigc-keras info samples.png", "aigc-keras info export/gan"):
+        assert command in reference, command
 
 
 DIFFUSION_TINY = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2", "--objective", "eps", "--patch",

@@ -14,7 +14,8 @@ from aigc_keras.cli.app import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "docs" / "guide.md", ROOT / "docs" / "guide.zh-CN.md", ROOT / "README.zh-CN.md"]
-EVERY_DOC = [*DOCS, ROOT / "README.md"]
+EVERY_DOC = [*DOCS, ROOT / "README.md", *(ROOT / "docs" / name for name in (  # the reference pages too
+    "commands.md", "data.md", "training.md", "on-device.md", "benchmarks.md", "reliability.md"))]
 PLACEHOLDER = re.compile(r"\{\{|@@")
 CODE_REF = re.compile(r"`(aigc_keras/[\w/]+\.py)`(?:[^`\n]{0,12}`([A-Za-z_][\w.]*)`)?")
 
@@ -52,7 +53,7 @@ def check_command(line: str) -> None:
 @pytest.mark.parametrize("doc", EVERY_DOC, ids=lambda p: p.name)
 def test_every_command_parses_with_the_real_cli(doc):
     found = commands(doc.read_text())
-    assert len(found) >= 5, doc
+    assert len(found) >= (5 if doc.name.startswith(("README", "guide", "commands")) else 1), doc
     for line in found:
         check_command(line)
 

@@ -15,7 +15,8 @@ FLOW_SAMPLERS = ("euler", "heun")  # the others step on a DDPM schedule
 EXPORT_SAMPLERS = ("ddim", "dpm++", "euler", "heun")  # deterministic: the exported graph needs no random op
 TIME_SAMPLING = ("uniform", "logit-normal")
 LOSS_WEIGHTING = ("none", "min-snr")
-GUIDANCE = 1.5  # classifier-free guidance of the previews and KID estimates: the best KID of 1, 1.5 and 3 (README)
+# classifier-free guidance of the previews and KID estimates: the best KID of 1, 1.5 and 3 (docs/commands.md)
+GUIDANCE = 1.5
 
 
 DEFAULT_STEPS = {"ddim": 50, "dpm++": 50, "euler": 25, "heun": 12}  # ddpm: T. Heun calls the network twice a step
@@ -50,7 +51,7 @@ def check_sampler(objective: str, sampler: str) -> None:
 @dataclasses.dataclass
 class DiffusionConfig(ImageTrainConfig):
     """Diffusion training options; the defaults train a class-conditional rectified flow on 2x2 patches,
-    the best measured per CPU minute on MNIST (README shows the measurements behind each default)."""
+    the best measured per CPU minute on MNIST (docs/commands.md shows the measurements behind each default)."""
 
     family: ClassVar[str] = "diffusion"
     QUICK: ClassVar[dict] = {"epochs": 3, "steps_per_epoch": 300, "base_filters": 16}

@@ -13,7 +13,7 @@ GAN_LOSSES = ("ns", "hinge", "wgan-gp")
 
 @dataclasses.dataclass
 class GANConfig(ImageTrainConfig):
-    """DCGAN training options; the defaults are the best measured per CPU minute on MNIST (README)."""
+    """DCGAN training options; the defaults are the best measured per CPU minute on MNIST (docs/commands.md)."""
 
     family: ClassVar[str] = "gan"
     QUICK: ClassVar[dict] = {"epochs": 4, "steps_per_epoch": 250}

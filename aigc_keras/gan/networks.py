@@ -4,8 +4,8 @@ The image height and width are halved until they reach a base of at most 8 (28 -
 32 -> 16 -> 8 -> 4); the generator upsamples from that base with stride-2 transposed
 convolutions and the discriminator mirrors it with stride-2 convolutions. Channel widths
 double at each lower resolution, starting from `base_filters` at full resolution. Both
-networks add one 3x3 convolution at the base resolution: depth where it is cheap (README's benchmarks
-compare it with wider layers).
+networks add one 3x3 convolution at the base resolution: depth where it is cheap (docs/commands.md
+compares it with wider layers).
 
 Class conditioning: the generator concatenates a label embedding to z; the discriminator is a
 projection discriminator (Miyato & Koyama 2018), adding <embed(y), features> to its logit.

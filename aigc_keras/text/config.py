@@ -17,7 +17,8 @@ TOKENIZERS = ("chars", "bytes")
 @dataclasses.dataclass
 class TextConfig(TrainConfig):
     """Character language model options; the defaults (64 windows of 100 characters per step, a warmed-up
-    cosine learning rate) are the best measured per CPU minute on Shakespeare (README shows the measurements)."""
+    cosine learning rate) are the best measured per CPU minute on Shakespeare (docs/commands.md shows the
+    measurements)."""
 
     family: ClassVar[str] = "text"
     QUICK: ClassVar[dict] = {"epochs": 3, "steps_per_epoch": 300, "units": 128, "warmup_steps": 40}
