@@ -305,9 +305,9 @@ def run_training(config, model_dir: str, overwrite: bool, force: bool, quick: bo
         steps = config.epochs * family.steps_per_epoch(config, data_info)
         full = type(config)(data=config.data)
         full_steps = full.epochs * family.steps_per_epoch(full, data_info)
-        click.echo(f"this was a quick run: {steps:,} optimizer steps, where the full run trains {full_steps:,} for "
-                   f"samples of its quality: `aigc-keras train {config.family}` (into "
-                   f"{default_folder('saved_models', config.family)})")
+        click.echo(f"this was a quick run of {steps:,} optimizer steps, and its samples are rough; the full run, "
+                   f"`aigc-keras train {config.family}` ({full_steps:,} steps, into "
+                   f"{default_folder('saved_models', config.family)}), gives the quality that README shows")
     click.echo(f"next: {family.next_command(model_dir)}")
 
 

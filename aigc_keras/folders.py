@@ -363,6 +363,9 @@ def check_output_file(path: str | Path, flag: str | None = None) -> None:
     path, flag = Path(path), flag or arg("out")
     if path.is_dir():
         raise AigcError(f"{flag} {path} is a folder; give a file name")
+    above = next((p for p in path.absolute().parents if p.exists()), None)
+    if above is not None and not above.is_dir():  # before any work: the file could never be written
+        raise AigcError(f"cannot write {path}: {above} is a file, not a folder")
     check_replaceable(path, flag)
     owner = owner_of(path)
     if owner is not None:

@@ -96,3 +96,39 @@ def save_gif(path: str | Path, frames: list[np.ndarray], seconds_per_frame: floa
     pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0,
                      **extra)
     fileio.write_bytes(path, buf.getvalue())
+
+
+def read_picture(path: str | Path, flag: str, image_shape) -> np.ndarray:
+    """A picture file as uint8 [H, W, C] for a model of `image_shape` images, or one line naming `flag`:
+    8-bit grayscale (L, or black and white) or colour (RGB, or a palette), no transparency, the
+    model's size; a grayscale picture serves a colour model, never the reverse (that would lose colour)."""
+    from PIL import Image, UnidentifiedImageError
+
+    h, w, c = image_shape
+    try:
+        with Image.open(path) as picture:
+            picture.load()
+            mode = picture.mode
+            if mode == "P":
+                picture = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
+                mode = picture.mode
+            if mode in ("RGBA", "LA", "PA"):
+                raise AigcError(f"{flag} {path} has transparency ({mode}): save it without an alpha channel")
+            if mode not in ("L", "1", "RGB"):
+                raise AigcError(f"{flag} {path} has {mode} pixels: save it as 8-bit grayscale (L) or colour (RGB)")
+            pixels = np.asarray(picture.convert("L" if mode == "1" else mode), np.uint8)
+    except AigcError:
+        raise
+    except FileNotFoundError:
+        raise AigcError(f"{flag} {path} does not exist") from None
+    except IsADirectoryError:
+        raise AigcError(f"{flag} {path} is a folder, not a picture") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise AigcError(f"{flag} {path} is not a picture that can be read (PNG, JPEG, BMP or GIF), or it is "
+                        "damaged") from None
+    pixels = pixels[..., None] if pixels.ndim == 2 else pixels
+    if pixels.shape[:2] != (h, w):
+        raise AigcError(f"{flag} {path} is {pixels.shape[1]}x{pixels.shape[0]}; the model draws {w}x{h} pictures")
+    if pixels.shape[-1] == 3 and c == 1:
+        raise AigcError(f"{flag} {path} is in colour; the model draws grayscale pictures: save it as grayscale (L)")
+    return np.repeat(pixels, c, axis=-1) if pixels.shape[-1] != c else pixels

@@ -49,16 +49,45 @@ def class_labels(num: int, num_classes: int, labels=None) -> np.ndarray | None:
     return labels.astype(np.int32)
 
 
-def in_chunks(draw, noise: np.ndarray, labels: np.ndarray | None, chunk: int = CHUNK, label: str = "generating"):
-    """`draw(noise, labels, k)` on chunk k of at most `chunk` rows of noise (and labels), concatenated;
-    reported as a `progress.task` of one unit per image (`draw` may report its steps in it)."""
+def edit_inputs(images, mask, image_shape) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images [N, H, W, C], float32 mask [N, H, W, 1]: 1 = generate, 0 = keep) for an edit of
+    `image_shape` images, from uint8 `images` [N, H, W, C] or one image [H, W, C] (grayscale may drop C),
+    and `mask` [N, H, W(, 1)] or one [H, W(, 1)], nonzero where to generate (None: everywhere)."""
+    h, w, c = image_shape
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise AigcError(f"{arg('images', '--init')} must be uint8 pixels (0..255), got {images.dtype} values")
+    if images.ndim in (2, 3) and images.shape[:2] == (h, w):
+        images = images[None]
+    if images.ndim == 3 and c == 1:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[1:] != (h, w, c):
+        raise AigcError(f"{arg('images', '--init')} must be {h}x{w} with {c} channel{'s' if c > 1 else ''} (the "
+                        f"model's images), got {'x'.join(map(str, images.shape))}")
+    if mask is None:
+        return images, np.ones((len(images), h, w, 1), np.float32)
+    mask = np.asarray(mask)
+    if mask.ndim == 4 and mask.shape[-1] == 1 or mask.ndim == 3 and mask.shape[-1] == 1 and mask.shape[:2] == (h, w):
+        mask = mask[..., 0]
+    if mask.ndim == 2:
+        mask = np.broadcast_to(mask, (len(images), *mask.shape))
+    if mask.shape != (len(images), h, w):
+        raise AigcError(f"{arg('mask')} must be {h}x{w} (the images'), one for all or one per image, got "
+                        f"{'x'.join(map(str, mask.shape))}")
+    return images, (mask != 0).astype(np.float32)[..., None]
+
+
+def in_chunks(draw, *arrays, chunk: int = CHUNK, label: str = "generating") -> np.ndarray:
+    """`draw(*parts, k)` on chunk k of at most `chunk` rows of each of `arrays` (noise, then labels, ...;
+    a None stays None), concatenated; reported as a `progress.task` of one unit per row (`draw` may
+    report its steps in it)."""
     from .progress import task
 
-    drawn = []
-    with task(label, len(noise), " images") as bar:
+    drawn, num = [], len(arrays[0])
+    with task(label, num, " images") as bar:
         base = bar.done
-        for k, start in enumerate(range(0, len(noise), chunk)):
+        for k, start in enumerate(range(0, num, chunk)):
             end = start + chunk
-            drawn.append(draw(noise[start:end], None if labels is None else labels[start:end], k))
-            bar.reach(base + min(end, len(noise)))
+            drawn.append(draw(*(None if a is None else a[start:end] for a in arrays), k))
+            bar.reach(base + min(end, num))
     return np.concatenate(drawn)

@@ -85,7 +85,8 @@ def test_every_quoted_name_is_one_the_exports_have(names, guide):
                if name not in LITERALS and name not in names[SECTIONS[section]]]
     assert not unknown, unknown
     for family, must in (("GAN", {"generate", "z", "images", "label"}),
-                         ("Diffusion", {"generate", "denoise_step", "noise", "x_prev", "timesteps"}),
+                         ("Diffusion", {"generate", "denoise_step", "noise", "x_prev", "timesteps", "edit", "image",
+                                        "mask", "strength"}),
                          ("VAE", {"generate", "encode", "decode", "z", "z_mean", "images_float", "latent_dim"}),
                          ("Text", {"generate", "prompt_ids", "uniform", "ids", "vocabulary"})):
         assert must <= {n for s, n in seen if s == family}, (guide.name, family)

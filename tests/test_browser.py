@@ -256,6 +256,58 @@ def test_panels_equal_the_python_interpreter_on_the_same_inputs(browser, site, t
     assert console_errors(browser) == []
 
 
+def test_the_edit_panel_completes_a_picture_and_a_drawing_as_python_litert_does(browser, site, tmp_path):
+    from selenium.webdriver import ActionChains
+
+    demo, exports = site
+    browser.get(demo.url)
+    assert browser.execute_async_script("window.demo.ready.then(arguments[0])") is True
+    python = LiteRTModel(exports / "diffusion" / "model.tflite")
+
+    def page_edit():
+        """What the panel fed `edit` and drew, against Python's LiteRT on the same inputs (2 images per call)."""
+        image = np.array(page_value(browser, "window.demo.edit.image"), np.uint8).reshape(16, 16, 1)
+        mask = np.array(page_value(browser, "window.demo.edit.mask"), np.uint8).reshape(16, 16, 1)
+        noise = np.array(page_value(browser, "window.demo.edit.noise"), np.float32).reshape(-1, 16, 16, 1)
+        labels = np.array(page_value(browser, "window.demo.edit.labels"), np.int32)
+        strength = np.float32(page_value(browser, "window.demo.edit.strength"))
+        count = len(noise)
+        want = np.concatenate([
+            python.run("edit", image=np.repeat(image[None], 2, 0), mask=np.repeat(mask[None], 2, 0),
+                       noise=noise[rows], strength=strength, label=labels[rows], guidance=np.float32(1.5))["images"]
+            for rows in (np.minimum(np.arange(k, k + 2), count - 1) for k in range(0, count, 2))])[:count]
+        got = np.array(page_value(browser, "window.demo.edit.images"), np.uint8).reshape(want.shape)
+        np.testing.assert_array_equal(got, want)  # byte for byte
+        kept = mask[..., 0] == 0
+        np.testing.assert_array_equal(got[:, kept], np.repeat(image[None], count, 0)[:, kept])
+        return image, mask, strength, count
+
+    # On load: the diffusion panel's first picture, its top half masked and drawn anew.
+    image, mask, strength, count = page_edit()
+    first = np.array(page_value(browser, "window.demo.diffusion.images"), np.uint8)[:256].reshape(16, 16, 1)
+    np.testing.assert_array_equal(image, first)
+    assert strength == 1 and count == 4 and mask[:8].all() and not mask[8:].any()
+
+    # A drawing made with the mouse: a stroke of ink, then a stroke of mask, three edits of it.
+    press(browser, "edit", "clear")
+    sketch = browser.find_element("css selector", "#edit [data-role=sketch]")
+    for tool, start, step in (("draw", (-40, -40), (8, 8)), ("mask", (30, -50), (0, 10))):
+        browser.find_element("css selector", f"#edit [data-role=tool-{tool}]").click()
+        stroke = ActionChains(browser).move_to_element_with_offset(sketch, *start).click_and_hold()
+        for _ in range(8):
+            stroke = stroke.move_by_offset(*step)
+        stroke.release().perform()
+    browser.find_element("css selector", "#edit [data-role=count]").clear()
+    browser.find_element("css selector", "#edit [data-role=count]").send_keys("3")
+    press(browser, "edit", "edit")
+    image, mask, strength, count = page_edit()
+    assert count == 3 and strength == 1  # painting a mask sets strength 1
+    assert 10 <= np.count_nonzero(image) < 120 and 5 <= np.count_nonzero(mask) < 80  # one stroke each
+    assert "ms per" in browser.find_element("css selector", "#edit [data-role=timing]").text
+    screenshot(browser, "edit", tmp_path)
+    assert console_errors(browser) == []
+
+
 def test_a_missing_export_says_how_to_make_it(browser, site, tmp_path):
     _, exports = site
     only_gan = tmp_path / "only_gan"
@@ -268,6 +320,8 @@ def test_a_missing_export_says_how_to_make_it(browser, site, tmp_path):
         for panel in ("diffusion", "vae", "text"):
             message = browser.find_element("css selector", f"#{panel} [data-role=message]").text
             assert message.startswith(f"No {panel} export in") and f"aigc-keras export {panel} --tflite" in message
+        message = browser.find_element("css selector", "#edit [data-role=message]").text
+        assert message.startswith("No export with an edit signature in") and "aigc-keras export diffusion" in message
         assert "export/gan" in browser.find_element("css selector", "#gan [data-role=message]").text
         assert console_errors(browser) == []
     finally:

@@ -119,7 +119,7 @@ def test_one_graph_loop_equals_the_step_by_step_loop(diffusion_config, sampler):
 def test_sampling_again_reuses_the_traced_graph_and_gives_the_same_images(diffusion_config):
     model, _ = build(diffusion_config(conditional=True))
     first = [FAMILY.sample(model, n, seed, steps=3, guidance=1.5)[0] for n, seed in ((5, 0), (5, 1), (3, 2))]
-    (generate,) = model.__dict__["_compiled_generate"].values()
+    (generate,) = model.__dict__["_compiled_loops"].values()
     assert generate.experimental_get_tracing_count() <= 2  # a new seed is not a new graph; a new size may be
     assert not np.array_equal(first[0], first[1])
     np.testing.assert_array_equal(FAMILY.sample(model, 5, 1, steps=3, guidance=1.5)[0], first[1])
@@ -164,7 +164,7 @@ def test_export_runs_the_whole_sampler_in_one_litert_signature(trained_condition
     assert meta["parity"]["max_abs_diff"]["generate/images_float"] <= 1e-3
     assert meta["sampler"] == "dpm++" and meta["steps"] == 6 and len(meta["timesteps"]) == 6
     assert meta["null_label"] == 2 and len(meta["schedule"]["alphas_cumprod"]) == 1000
-    assert set(meta["signatures"]) == {"generate", "denoise_step"}
+    assert set(meta["signatures"]) == {"generate", "denoise_step", "edit"}
     assert meta["signatures"]["generate"]["inputs"]["noise"]["shape"] == [3, 16, 16, 1] and meta["batch"] == 3
     assert json.loads((tmp_path / "exp" / "metadata.json").read_text())["files"]["tflite"] == "model.tflite"
 

@@ -30,8 +30,10 @@ def test_the_one_minute_try_trains_says_it_was_short_and_its_next_command_draws(
     quick = config_class(family).quick()
     record = json.loads((tmp_path / folder / "config.json").read_text())
     assert all(record["config"][k] == v for k, v in config_class(family).QUICK.items())
-    short = next(line for line in out if line.startswith("this was a quick run: "))
-    assert f"{quick.epochs * quick.steps_per_epoch:,} optimizer steps, where the full run trains" in short
+    short = next(line for line in out if line.startswith("this was a quick run of "))
+    full = config_class(family)()
+    assert short.startswith(f"this was a quick run of {quick.epochs * quick.steps_per_epoch:,} optimizer steps")
+    assert f"`aigc-keras train {family}` ({full.epochs * full.min_epoch_steps:,} steps" in short
     assert not (tmp_path / "saved_models" / family).exists()  # the full run's folder is left for the full run
 
     next_command = shlex.split(out[-1].removeprefix("next: "))

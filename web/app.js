@@ -11,7 +11,7 @@ const PANELS = {gan: 'gan', diffusion: 'diffusion', vae: 'vae', text: 'text', ls
 const SCALE = 3;  // screen pixels per image pixel
 const MORPH_STEPS = 10;
 
-const demo = {ready: null, exports: [], gan: {}, diffusion: {}, vae: {}, text: {}};
+const demo = {ready: null, exports: [], gan: {}, diffusion: {}, edit: {}, vae: {}, text: {}};
 window.demo = demo;
 
 function $(panel, role) {
@@ -210,6 +210,134 @@ async function stepByStep(entry) {
     msPerStep: running / meta.timesteps.length});
 }
 
+// ----- Edit: a picture (a drawing, or a generated one) changed by an export's `edit` signature.
+
+const SKETCH_SCALE = 8;  // screen pixels per image pixel while drawing
+const BRUSH = 1.5;  // brush radius, in image pixels
+const sketch = {image: null, mask: null, masked: false};
+
+/** The picture being edited, with the mask over it in red. */
+function showSketch(meta) {
+  const [height, width, channels] = meta.image_shape;
+  const canvas = $('edit', 'sketch');
+  canvas.width = width * SKETCH_SCALE;
+  canvas.height = height * SKETCH_SCALE;
+  const scratch = document.createElement('canvas');
+  scratch.width = width;
+  scratch.height = height;
+  const image = scratch.getContext('2d').createImageData(width, height);
+  for (let p = 0; p < height * width; p++) {
+    const red = sketch.mask[p] ? 0.45 : 0;
+    for (let k = 0; k < 3; k++) {
+      const v = sketch.image[p * channels + (channels === 3 ? k : 0)];
+      image.data[4 * p + k] = (1 - red) * v + (k === 0 ? 255 * red : 0);
+    }
+    image.data[4 * p + 3] = 255;
+  }
+  scratch.getContext('2d').putImageData(image, 0, 0);
+  const context = canvas.getContext('2d');
+  context.imageSmoothingEnabled = false;
+  context.drawImage(scratch, 0, 0, canvas.width, canvas.height);
+}
+
+/** One touch of the brush at a pointer event: white ink on the picture, or the mask. */
+function paint(meta, event) {
+  const [height, width, channels] = meta.image_shape;
+  const box = $('edit', 'sketch').getBoundingClientRect();
+  const cx = (event.clientX - box.left) / box.width * width;
+  const cy = (event.clientY - box.top) / box.height * height;
+  const masking = document.querySelector('#edit input[name=tool]:checked').value === 'mask';
+  for (let y = Math.floor(cy - BRUSH); y <= cy + BRUSH; y++) {
+    for (let x = Math.floor(cx - BRUSH); x <= cx + BRUSH; x++) {
+      const d = Math.hypot(x + 0.5 - cx, y + 0.5 - cy);
+      if (x < 0 || y < 0 || x >= width || y >= height || d > BRUSH) continue;
+      const p = y * width + x;
+      if (masking) {
+        sketch.mask[p] = 255;
+      } else {
+        const ink = Math.round(255 * Math.min(1, 1.5 * (1 - d / BRUSH)));  // soft edges, like a pen stroke
+        for (let k = 0; k < channels; k++) sketch.image[p * channels + k] = Math.max(sketch.image[p * channels + k], ink);
+      }
+    }
+  }
+  if (masking && !sketch.masked) $('edit', 'strength').value = '1';  // a mask: the masked part is drawn anew
+  sketch.masked = sketch.masked || masking;
+  showSketch(meta);
+}
+
+/** The first picture of the diffusion panel (or a blank one), with no mask. */
+function takePicture(meta) {
+  const perImage = meta.image_shape.reduce((a, b) => a * b, 1);
+  sketch.image = demo.diffusion.images ? demo.diffusion.images.slice(0, perImage) : new Uint8Array(perImage);
+  sketch.mask = new Uint8Array(meta.image_shape[0] * meta.image_shape[1]);
+  sketch.masked = false;
+  $('edit', 'strength').value = '0.6';
+  showSketch(meta);
+}
+
+function clearSketch(meta) {
+  sketch.image.fill(0);
+  sketch.mask.fill(0);
+  sketch.masked = false;
+  $('edit', 'strength').value = '0.6';
+  showSketch(meta);
+}
+
+/** Ready to draw: pointer events on the sketch, and a first picture to complete (its top half masked). */
+function startSketch(entry) {
+  const meta = entry.meta;
+  const canvas = $('edit', 'sketch');
+  let down = false;
+  canvas.addEventListener('pointerdown', (event) => {
+    down = true;
+    canvas.setPointerCapture(event.pointerId);
+    paint(meta, event);
+  });
+  canvas.addEventListener('pointermove', (event) => down && paint(meta, event));
+  for (const end of ['pointerup', 'pointercancel']) canvas.addEventListener(end, () => (down = false));
+  takePicture(meta);
+  sketch.mask.fill(255, 0, (meta.image_shape[0] >> 1) * meta.image_shape[1]);
+  sketch.masked = true;
+  $('edit', 'strength').value = '1';
+  showSketch(meta);
+}
+
+function tile(source, times) {
+  const out = new Uint8Array(source.length * times);
+  for (let k = 0; k < times; k++) out.set(source, k * source.length);
+  return out;
+}
+
+async function editImages(entry) {
+  const meta = entry.meta;
+  const [height, width, channels] = meta.image_shape;
+  const perImage = height * width * channels;
+  const count = Number($('edit', 'count').value);
+  const strength = Number($('edit', 'strength').value);
+  const noise = new PageRandom(Number($('edit', 'seed').value)).normal(count * perImage);
+  const chosen = meta.conditional ? labels(meta, count, $('edit', 'label').value) : null;
+  const mask = sketch.mask.some((v) => v) ? sketch.mask.slice() : new Uint8Array(height * width).fill(255);
+  const extra = meta.conditional ? {guidance: Number($('edit', 'guidance').value)} : {};
+  const pixels = new Uint8Array(count * perImage);
+  const calls = [];
+  for (let first = 0; first < count; first += meta.batch) {
+    const rows = batchRows(first, meta.batch, count);
+    const inputs = {image: tile(sketch.image, rows.length), mask: tile(mask, rows.length),
+      noise: gather(noise, rows, perImage), strength, ...extra};
+    if (chosen) inputs.label = Int32Array.from(rows, (r) => chosen[r]);
+    const {result, ms} = await run(entry, 'edit', inputs);
+    calls.push(ms);
+    pixels.set(result.images.subarray(0, Math.min(meta.batch, count - first) * perImage), first * perImage);
+  }
+  draw('edit', pixels, count, meta.image_shape,
+      chosen && $('edit', 'label').value === 'all' ? Math.min(count, meta.num_classes) : null);
+  const mean = calls.reduce((a, b) => a + b, 0) / calls.length;
+  say('edit', 'timing', `${calls.length} calls of edit, ${mean.toFixed(1)} ms per call ` +
+      `(${(mean / meta.batch).toFixed(1)} ms per image)`);
+  Object.assign(demo.edit, {image: sketch.image.slice(), mask, noise, labels: chosen, strength, images: pixels,
+    msPerCall: calls});
+}
+
 // ----- Text: streamed through `step` with the sampling here, or `generate` in one call.
 
 function tokenizer(meta) {
@@ -306,6 +434,9 @@ async function act(panel, entry, action) {
     'diffusion:generate': () => generateImages('diffusion', entry, 'noise', entry.meta.conditional ?
         {guidance: Number($('diffusion', 'guidance').value)} : {}),
     'diffusion:steps': () => stepByStep(entry),
+    'edit:edit': () => editImages(entry),
+    'edit:take': () => takePicture(entry.meta),
+    'edit:clear': () => clearSketch(entry.meta),
     'vae:generate': () => generateImages('vae', entry, 'z', {}),
     'vae:morph': () => morph(entry),
     'text:write': () => write(entry),
@@ -339,15 +470,22 @@ console.error = (...args) => {
   return consoleError(...args);
 };
 
-/** Loads one panel's export and wires its controls; throws (for that panel alone) when it cannot. */
+const compiled = new Map();  // export name -> its compiled model (the edit panel shares the diffusion one)
+
+/** Loads one panel's export and wires its controls; throws (for that panel alone) when it cannot. The
+ * edit panel takes the first export that has an `edit` signature. */
 async function startPanel(panel, listing) {
-  const found = listing.exports.find((e) => PANELS[e.metadata.family] === panel);
-  const broken = listing.broken.find((e) => PANELS[e.family] === panel);
+  const editing = panel === 'edit';
+  const mine = (family) => (editing ? PANELS[family] === 'diffusion' : PANELS[family] === panel);
+  const found = listing.exports.find((e) => (editing ? e.metadata.signatures?.edit : mine(e.metadata.family)));
+  const broken = listing.broken.find((e) => mine(e.family));
   const controls = document.querySelector(`#${panel} .controls`);
   controls.hidden = true;
   if (!found) {
+    const family = editing ? 'diffusion' : panel;
     say(panel, 'message', broken ? `export/${broken.name} cannot run here: ${broken.why}.` :
-        `No ${panel} export in ${listing.folder}: run \`aigc-keras export ${panel} --tflite\` and reload.`);
+        `No ${editing ? 'export with an edit signature' : `${panel} export`} in ${listing.folder}: run ` +
+        `\`aigc-keras export ${family} --tflite\` and reload.`);
     return;
   }
   const why = incompatible(found.metadata);
@@ -355,11 +493,14 @@ async function startPanel(panel, listing) {
     say(panel, 'message', `export/${found.name} cannot run here: ${why}.`);
     return;
   }
-  const entry = {meta: found.metadata, model: await loadAndCompile(`/exports/${found.name}/model.tflite`,
-      {accelerator: 'wasm'})};
+  if (!compiled.has(found.name)) {
+    compiled.set(found.name, await loadAndCompile(`/exports/${found.name}/model.tflite`, {accelerator: 'wasm'}));
+  }
+  const entry = {meta: found.metadata, model: compiled.get(found.name)};
   demo[panel].export = found.name;
   if ($(panel, 'label')) classControl(panel, found.metadata);
-  if (panel === 'diffusion') $('diffusion', 'guidance').parentElement.hidden = !found.metadata.conditional;
+  if ($(panel, 'guidance')) $(panel, 'guidance').parentElement.hidden = !found.metadata.conditional;
+  if (editing) startSketch(entry);
   wire(panel, entry);
   controls.hidden = false;
   say(panel, 'message', `export/${found.name}: ${found.metadata.family}, batch ${found.metadata.batch ?? 1}` +
@@ -377,7 +518,7 @@ async function start() {
         unknown.map((e) => `export/${e.name} cannot run here: ${e.why}`).join('; '));
   }
   await loadLiteRt('/vendor/@litertjs/core/wasm/');
-  for (const panel of ['gan', 'diffusion', 'vae', 'text']) {
+  for (const panel of ['gan', 'diffusion', 'edit', 'vae', 'text']) {
     try {
       await startPanel(panel, listing);
     } catch (error) {

@@ -61,10 +61,18 @@ def _catch_stop_signals() -> None:
 
     SIGINT is caught even when this process inherited it ignored (a parent that ignores it, such as a
     shell's background job or a test runner, passes SIG_IGN on, and Python then leaves it ignored):
-    a stop that the user asks for is never lost.
+    a stop that the user asks for is never lost. One that lands in a finalizer (TensorFlow releases its
+    functions in `__del__`) is not printed as an ignored exception: `interrupts` raises it again.
     """
     signal.signal(signal.SIGINT, interrupts.request)
     signal.signal(signal.SIGTERM, interrupts.request)
+    default = sys.unraisablehook
+
+    def unraisable(problem):  # a stop raised inside a finalizer is recorded, and raised again at the next check
+        if not isinstance(problem.exc_value, KeyboardInterrupt):
+            default(problem)
+
+    sys.unraisablehook = unraisable
 
 
 def _unexpected(error: Exception) -> str:

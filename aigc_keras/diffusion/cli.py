@@ -23,7 +23,15 @@ from ..commands import (
 from ..errors import AigcError
 from ..imaging import check_output_name
 from ..inputs import CHUNK
-from .config import DEFAULT_STEPS, EXPORT_SAMPLERS, SAMPLERS, DiffusionConfig, check_eta, default_sampler
+from .config import (
+    DEFAULT_STEPS,
+    EXPORT_SAMPLERS,
+    SAMPLERS,
+    DiffusionConfig,
+    check_eta,
+    default_sampler,
+    edit_strength,
+)
 
 GIF_FRAMES = 60
 DEFAULT_SAMPLER = f"[default: {default_sampler('eps')} for DDPM, {default_sampler('flow')} for flow]"
@@ -45,11 +53,17 @@ SAMPLER_OPTIONS = {
 EVALUATE_OPTIONS = {**IMAGE_EVALUATE_OPTIONS, **SAMPLER_OPTIONS}
 
 
-def draw(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif) -> None:
-    """`sample diffusion`: the picture (and the GIF of the grid from noise to image)."""
+def draw(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, init=None, mask=None,
+         strength=None) -> None:
+    """`sample diffusion`: the picture (and the GIF of the grid from noise to image), or with `init` an
+    edit of that picture (`edit_picture`)."""
     check_output_name(out)
     if sampler is not None:
         check_eta(sampler, eta)  # before the model loads
+    if init is None and (mask is not None or strength is not None):
+        raise AigcError(f"{'--mask' if mask is not None else '--strength'} edits a picture: name it with --init")
+    if init is not None and gif is not None:
+        raise AigcError("--gif animates a generation from noise; it does not go with --init")
     if gif is not None:
         check_output_name(gif, "--gif", (".gif",))
         if num > CHUNK:
@@ -59,6 +73,11 @@ def draw(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif) -
     from .pipeline import resolve
 
     sampling = resolve(model, sampler, steps, eta, guidance)
+    made = made_by("diffusion", model_dir, sampler=sampling.name, steps=sampling.steps,
+                   eta=sampling.eta if sampling.name == "ddim" else None,
+                   strength=None if init is None else edit_strength(strength, mask is not None))
+    if init is not None:
+        return edit_picture(model, sampling, init, mask, strength, num, seed, label, out, made)
     rows = sampling.evaluations * math.ceil(num / CHUNK)  # network calls, over every chunk
     columns = model.num_classes if model.num_classes and label is None else None
     frames = []
@@ -69,12 +88,33 @@ def draw(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif) -
             frames.append(grid(to_uint8(x.clip(-1, 1)), columns))
 
     result = family.sample(model, num, seed, label, sampler=sampling, on_step=on_step if gif else None)
-    made = made_by("diffusion", model_dir, sampler=sampling.name, steps=sampling.steps,
-                   eta=sampling.eta if sampling.name == "ddim" else None)
     write_images(out, *result, made)
     if gif:
         save_gif(gif, frames, provenance=made)
         click.echo(f"wrote {len(frames)} frames to {gif}")
+
+
+def edit_picture(model, sampling, init, mask, strength, num, seed, label, out, made) -> None:
+    """`sample diffusion --init`: `num` edits of one picture; a PNG grid starts with the picture and the
+    mask (white: generated), then the edits."""
+    import numpy as np
+
+    from ..imaging import read_picture
+    from ..inputs import class_labels
+
+    picture = read_picture(init, "--init", model.image_shape)
+    h, w, _ = model.image_shape
+    drawn = None if mask is None else read_picture(mask, "--mask", (h, w, 3)).mean(axis=-1) > 127  # white
+    images = np.repeat(picture[None], num, axis=0)
+    edits = model.edit(images, strength, None if drawn is None else np.repeat(drawn[None], num, axis=0), seed,
+                       label, sampling)
+    labels = class_labels(num, model.num_classes, label)
+    if not out.lower().endswith(".png"):
+        return write_images(out, edits, labels, None, made)
+    columns = max(2, model.num_classes if model.num_classes and label is None else min(num, 8))
+    white = np.full_like(picture, 255) if drawn is None else np.repeat(drawn[..., None] * 255, picture.shape[-1], -1)
+    head = [picture, white.astype(np.uint8)] + [np.zeros_like(picture)] * (columns - 2)
+    write_images(out, np.concatenate([np.stack(head), edits]), None, columns, made)
 
 
 def commands(name: str = "diffusion") -> dict:
@@ -89,7 +129,9 @@ def commands(name: str = "diffusion") -> dict:
     @click.command(name, epilog=epilog("sample", name, [
         " --num 64 --seed 0 --out d.png", " --sampler heun --steps 10 --out heun.png",
         " --model saved_models/ddpm --sampler ddpm --gif denoise.gif",
-        " --label 3 --guidance 2 --out threes.png"]))
+        " --label 3 --guidance 2 --out threes.png",
+        " --init digit.png --strength 0.6 --num 8 --out edits.png",
+        " --init digit.png --mask mask.png --label 8 --out completed.png"]))
     @model_option(name)
     @SAMPLER_OPTIONS["sampler"]
     @SAMPLER_OPTIONS["steps"]
@@ -97,9 +139,15 @@ def commands(name: str = "diffusion") -> dict:
     @sample_options
     @SAMPLER_OPTIONS["guidance"]
     @click.option("--gif", help="also write an animated GIF of the grid from pure noise to the image")
-    def sample(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif):
-        """Generate images from a trained diffusion model."""
-        draw(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif)
+    @click.option("--init", help="edit this picture (PNG, the model's size) instead of drawing from noise alone")
+    @click.option("--strength", type=FiniteFloat(0.0, 1.0),
+                  help="with --init: how far into the noise the picture goes (0 keeps it, 1 draws anew) [default: "
+                       "0.6, or 1 with --mask]")
+    @click.option("--mask", help="with --init: a PNG of the same size, white where to generate and black where to "
+                                 "keep the picture (inpainting)")
+    def sample(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, init, strength, mask):
+        """Generate images from a trained diffusion model, or edit a picture with it (--init)."""
+        draw(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, init, mask, strength)
 
     export = export_command(
         "diffusion", name,

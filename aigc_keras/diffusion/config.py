@@ -32,6 +32,14 @@ def default_patch(image_shape) -> int:
     return 2 if max(image_shape[:2]) <= 32 else 4
 
 
+EDIT_STRENGTH = 0.6  # image-to-image without a mask: SDEdit's middle ground between the picture and a new one
+
+
+def edit_strength(strength: float | None, masked: bool) -> float:
+    """`strength`, or its default: 0.6 for image-to-image, 1 for inpainting (the kept pixels guide it)."""
+    return (1.0 if masked else EDIT_STRENGTH) if strength is None else float(strength)
+
+
 def check_eta(sampler: str, eta: float | None) -> None:
     """A one-line error when DDIM's `eta` is given to another sampler."""
     if eta and sampler != "ddim":

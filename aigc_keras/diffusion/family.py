@@ -12,7 +12,7 @@ from ..inputs import noise_and_labels
 from ..training.family import ImageFamily, data_epochs
 from .config import EXPORT_SAMPLERS, GUIDANCE, DiffusionConfig, default_patch
 from .model import DiffusionModel
-from .pipeline import generate_fn, resolve
+from .pipeline import edit_fn, generate_fn, resolve
 from .samplers import DDIMSampler, EulerSampler
 from .unet import UNet, check_image_size
 
@@ -92,9 +92,10 @@ class DiffusionFamily(ImageFamily):
 
     def export_spec(self, model: DiffusionModel, record: dict, steps: int | None = None, sampler: str | None = None,
                     batch: int = 1):
-        """`generate` (the whole sampler, one WHILE loop: the graph `DiffusionModel.generate` runs) and
-        `denoise_step` (one step of the objective's one-step sampler: DDIM, or Euler for a flow), for
-        `batch` images per call: every tensor, the loop's carried ones too, has a fixed size, as
+        """`generate` (the whole sampler, one WHILE loop: the graph `DiffusionModel.generate` runs),
+        `denoise_step` (one step of the objective's one-step sampler: DDIM, or Euler for a flow) and `edit`
+        (image-to-image and inpainting, one WHILE loop: `DiffusionModel.edit`'s graph), for `batch` images
+        per call: every tensor, the loop's carried ones too, has a fixed size, as
         LiteRT's CompiledModel API needs."""
         if sampler is not None and sampler not in EXPORT_SAMPLERS:
             raise AigcError(
@@ -105,8 +106,11 @@ class DiffusionFamily(ImageFamily):
         flow = model.objective == "flow"
         one_step = EulerSampler() if flow else DDIMSampler(model.schedule)
         shape, conditional = list(model.image_shape), bool(model.num_classes)
-        generate, denoise_step = self._signatures(model, sampling, one_step, batch)
+        generate, denoise_step, edit = self._signatures(model, sampling, one_step, batch)
         noise, labels = noise_and_labels(batch, shape, seed=0, num_classes=model.num_classes)
+        image = np.random.default_rng(1).integers(0, 256, (batch, *shape), dtype=np.uint8)
+        mask = np.zeros((batch, *shape[:2], 1), np.uint8)
+        mask[:, : shape[0] // 2] = 255  # generate the top half, keep the rest
         ts, t_prevs = one_step.timesteps(sampling.steps)
         cond = {"label": labels, "guidance": np.array(GUIDANCE, np.float32)} if conditional else {}
         dtype = np.float32 if flow else np.int32
@@ -119,6 +123,13 @@ class DiffusionFamily(ImageFamily):
                       for i in (0, len(ts) // 2)],
                      f"one {'Euler' if flow else 'DDIM (eta=0)'} step x_t -> x_prev, and images: the current "
                      "estimate of x_0"),
+            Endpoint("edit", edit,
+                     [{"image": image, "mask": mask, "noise": noise, "strength": np.array(s, np.float32), **cond}
+                      for s in (0.5, 1.0)],
+                     f"image uint8 [{batch}, H, W, C], mask uint8 [{batch}, H, W, 1] (nonzero: generate), noise, "
+                     f"strength in [0, 1] (+ label, guidance) -> images uint8 (kept pixels as given) and images_float: "
+                     f"the last round(strength * {sampling.steps}) {sampling.name} steps from the image noised to "
+                     "their start"),
         ]
         metadata = {
             "batch": batch,
@@ -128,6 +139,10 @@ class DiffusionFamily(ImageFamily):
             "sampler": sampling.name,
             "steps": sampling.steps,
             "timesteps": [float(t) if flow else int(t) for t in ts],  # denoise_step's t; t_prev is the next
+            "edit": {"mask": "uint8 [batch, H, W, 1]: nonzero where to generate, 0 where to keep (kept pixels come "
+                             "back exactly)",
+                     "strength": f"float32 []: 0 returns the image, 1 generates from the noise alone (as generate); "
+                                 f"it runs the last round(strength * {sampling.steps}) steps"},
             "conditional": conditional,
             "num_classes": model.num_classes,
             "null_label": model.num_classes if conditional else None,
@@ -142,7 +157,7 @@ class DiffusionFamily(ImageFamily):
 
     @staticmethod
     def _signatures(model: DiffusionModel, sampling, one_step, batch: int):
-        """The `generate` and `denoise_step` tf.functions, with label and guidance inputs when conditional."""
+        """The `generate`, `denoise_step` and `edit` tf.functions, with label and guidance inputs when conditional."""
         flow = model.objective == "flow"
         shape = list(model.image_shape)
         loop = generate_fn(model, sampling.method, sampling.steps)
@@ -160,7 +175,18 @@ class DiffusionFamily(ImageFamily):
             x0 = one_step.x0(prediction, t, x) if flow else one_step.x0_from_eps(prediction, t, x)
             return {"x_prev": x_prev, "images": uint8_images(x0)}
 
+        editing = edit_fn(model, sampling.method, sampling.steps)
+
+        def edit(image, mask, noise, strength, *cond):
+            generated = tf.minimum(tf.cast(mask, tf.float32), 1.0)  # 1 wherever the mask is not 0
+            x = editing(tf.cast(image, tf.float32) / 127.5 - 1.0, generated, noise, strength, *cond)
+            return {"images": uint8_images(x), "images_float": x}  # kept: x is the image there, and its pixels
+
         return (_traced(generate, [tf.TensorSpec([batch, *shape], tf.float32, name="noise"), *cond_specs]),
                 _traced(denoise, [tf.TensorSpec([batch, *shape], tf.float32, name="x"),
                                   tf.TensorSpec([], time, name="t"), tf.TensorSpec([], time, name="t_prev"),
-                                  *cond_specs]))
+                                  *cond_specs]),
+                _traced(edit, [tf.TensorSpec([batch, *shape], tf.uint8, name="image"),
+                               tf.TensorSpec([batch, *shape[:2], 1], tf.uint8, name="mask"),
+                               tf.TensorSpec([batch, *shape], tf.float32, name="noise"),
+                               tf.TensorSpec([], tf.float32, name="strength"), *cond_specs]))

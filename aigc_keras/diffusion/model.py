@@ -8,12 +8,13 @@ import tensorflow as tf
 
 from .. import progress
 from ..augment import flip
+from ..errors import AigcError, arg
 from ..imaging import to_uint8
-from ..inputs import in_chunks, noise_and_labels
+from ..inputs import edit_inputs, in_chunks, noise_and_labels
 from ..networks import ImageModel, OneOptimizer, ema_copy, pixels
 from ..precision import training_step
 from ..training.distributed import apply_gradients, replica_noise, update_ema
-from .config import OBJECTIVES, DiffusionConfig
+from .config import OBJECTIVES, DiffusionConfig, edit_strength
 from .schedules import NoiseSchedule
 
 DEFAULTS = DiffusionConfig()  # the one home of every default: the class's are the CLI's
@@ -140,6 +141,37 @@ class DiffusionModel(ImageModel, OneOptimizer, keras.Model):
                 return to_uint8(x)
 
             return in_chunks(draw, noise, labels)
+
+    def edit(self, images, strength: float | None = None, mask=None, seed: int = 0, labels=None, sampler=None,
+             steps: int | None = None, guidance: float | None = None, eta: float | None = None) -> np.ndarray:
+        """uint8 images [N, H, W, C] made from uint8 `images` [N, H, W, C] (or one [H, W, C]): image-to-image
+        (SDEdit) and, where `mask` ([N, H, W] or one [H, W]; nonzero: generate) keeps pixels, inpainting.
+        Kept pixels come back exactly as given.
+
+        `strength` in [0, 1] is how far into the noise the images go before the sampler brings them back,
+        in steps of 1 / steps: 0 returns them, 1 is `generate` from the same noise (default: 0.6, or 1 with
+        a mask). The noise is `generate`'s for the same `seed`; `labels` (another class turns a 3 into an 8),
+        `sampler`, `steps`, `guidance` and `eta` are as for `generate`.
+        """
+        from .pipeline import Sampling, compiled_edit, resolve
+
+        strength = edit_strength(strength, mask is not None)
+        if not 0.0 <= strength <= 1.0:  # (nan fails too)
+            raise AigcError(f"{arg('strength')} must be in 0..1, got {strength}")
+        images, mask = edit_inputs(images, mask, self.image_shape)
+        sampling = sampler if isinstance(sampler, Sampling) else resolve(self, sampler, steps, eta, guidance)
+        noise, labels = noise_and_labels(len(images), self.image_shape, seed, self.num_classes, labels)
+        guidance_t = None if sampling.guidance is None else tf.constant(sampling.guidance, tf.float32)
+        loop = compiled_edit(self, sampling)
+
+        def draw(noise, labels, images, mask, k):
+            x = loop(tf.constant(images, tf.float32) / 127.5 - 1.0, tf.constant(mask), tf.constant(noise),
+                     tf.constant(strength, tf.float32), None if labels is None else tf.constant(labels), guidance_t,
+                     tf.constant(seed + k, tf.int64))
+            return np.where(mask > 0, to_uint8(x), images)
+
+        with progress.task(f"editing, {sampling.name} x{sampling.steps}", len(images), " images"):
+            return in_chunks(draw, noise, labels, images, mask)
 
     def train_step(self, data):
         images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)

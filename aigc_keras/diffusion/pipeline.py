@@ -3,8 +3,10 @@
 `resolve` turns what a user asks for (a sampler's name, its steps, eta, guidance) into a checked
 `Sampling`, once. `generate_fn` builds the whole N-step loop as one graph (a `tf.while_loop`), which
 is what `DiffusionModel.generate` runs (through `compiled_generate`, traced once per model and
-sampling) and what the LiteRT export embeds. `generate_steps` runs the same step function once per
-step from Python, for a progress bar and for GIF frames.
+sampling) and what the LiteRT export embeds; `edit_fn` is the same loop started from a given image
+(image-to-image, inpainting), `DiffusionModel.edit`'s graph and the export's `edit`.
+`generate_steps` runs the same step function once per step from Python, for a progress bar and for
+GIF frames.
 """
 
 from __future__ import annotations
@@ -104,14 +106,63 @@ def generate_fn(model, sampler: Sampler, num_steps: int) -> Callable:
     return generate
 
 
+def edit_fn(model, sampler: Sampler, num_steps: int) -> Callable:
+    """fn(image, mask, noise, strength, labels=None, guidance=None, seed=0) -> x_0: image-to-image
+    (SDEdit, Meng et al. 2022) and inpainting (the replacement method) in one graph.
+
+    `image` is in [-1, 1]; `mask` is 1 where to generate and 0 where to keep (it broadcasts over the
+    channels). `strength` in [0, 1] runs the last round(strength * num_steps) steps of `generate_fn`'s
+    grid, from `image` noised to where they start: at 1 from pure `noise`, exactly as `generate_fn`,
+    and at 0 nothing runs and `image` comes back. After every row the kept region is set to `image`
+    noised (with the same `noise`) to the time the row reached, and at the end to `image` itself.
+    A fixed number of rows runs, the skipped ones as no-ops, so the loop has one size for every strength.
+    """
+    ts, t_prevs = sampler.timesteps(num_steps)
+    rows = len(ts)
+    per_step = rows // num_steps  # network calls per step: 2 for Heun
+    starts = np.append(ts[::per_step], min(ts.min(), t_prevs.min())).astype(ts.dtype)  # each step's time, the end
+    arrivals = np.repeat(starts[1:], per_step)  # where x is after each row
+    ts, t_prevs, starts, arrivals = (tf.constant(a) for a in (ts, t_prevs, starts, arrivals))
+    step = step_fn(model, sampler)
+
+    def edit(image, mask, noise, strength, labels=None, guidance=None, seed=0):
+        runs = tf.cast(tf.round(tf.clip_by_value(strength, 0.0, 1.0) * num_steps), tf.int32)
+        first = (num_steps - runs) * per_step  # the rows before it are skipped
+        start = sampler.noised(image, noise, tf.gather(starts, num_steps - runs))
+        x = tf.where(runs == num_steps, noise, start)
+
+        def body(i, x, state):
+            fresh = _step_noise(x, seed, i) if sampler.stochastic else None
+            x_next, state_next = step(x, tf.gather(ts, i), tf.gather(t_prevs, i), fresh, state, labels, guidance)
+            x_next = mask * x_next + (1.0 - mask) * sampler.noised(image, noise, tf.gather(arrivals, i))
+            running = i >= first
+            state = tf.nest.map_structure(lambda new, old: tf.where(running, new, old), state_next, state)
+            return i + 1, tf.where(running, x_next, x), state
+
+        _, x, _ = tf.while_loop(lambda i, x, state: i < rows, body, (tf.constant(0), x, sampler.initial_state(noise)),
+                                maximum_iterations=rows)
+        return mask * x + (1.0 - mask) * image
+
+    return edit
+
+
 def compiled_generate(model, sampling: Sampling) -> Callable:
     """`generate_fn` as one `tf.function`, kept with the model for its sampler, steps and eta, so that
     sampling again (each epoch's preview, `evaluate`'s chunks) reuses the traced graph. Call it with
     tensors only: a Python number would trace the graph again for each value."""
-    cache = model.__dict__.setdefault("_compiled_generate", {})  # plain attribute: not a Keras-tracked one
-    key = (sampling.name, sampling.steps, sampling.eta)
+    return _compiled(model, sampling, generate_fn)
+
+
+def compiled_edit(model, sampling: Sampling) -> Callable:
+    """`edit_fn` as one `tf.function`, kept with the model as `compiled_generate` keeps its loop."""
+    return _compiled(model, sampling, edit_fn)
+
+
+def _compiled(model, sampling: Sampling, loop_fn) -> Callable:
+    cache = model.__dict__.setdefault("_compiled_loops", {})  # plain attribute: not a Keras-tracked one
+    key = (loop_fn.__name__, sampling.name, sampling.steps, sampling.eta)
     if key not in cache:
-        cache[key] = tf.function(generate_fn(model, sampling.method, sampling.steps), reduce_retracing=True)
+        cache[key] = tf.function(loop_fn(model, sampling.method, sampling.steps), reduce_retracing=True)
     return cache[key]
 
 

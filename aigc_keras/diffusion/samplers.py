@@ -7,6 +7,8 @@ schedule, or "velocity", dx/dt of a flow), evaluated at (x, t). Every sampler ha
     timesteps(num_steps) -> (t, t_prev)          the network is evaluated once per row, at t
     initial_state(x)     -> tuple of tensors      what a multistep method carries between steps
     step(pred, t, t_prev, x, noise, state) -> (x_prev, state)
+    noised(x0, eps, t)   -> x_t                   the forward process: where editing starts and what
+                                                  inpainting keeps at each step
 
 The DDPM samplers (ddpm, ddim, dpm++) step on the integer grid 0..T-1 of a `NoiseSchedule`
 (alpha_bar at -1 is 1: no noise); `noise` is a standard normal tensor like `x`, used only by
@@ -64,6 +66,11 @@ class Sampler:
     def coefficients(self, t):
         """(sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t))."""
         return self._table(self._sqrt_alpha_bar, t), self._table(self._sqrt_one_minus, t)
+
+    def noised(self, x0, eps, t):
+        """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, the forward process (x_0 itself at t = -1)."""
+        sqrt_ab, sqrt_one_minus = self.coefficients(t)
+        return sqrt_ab * x0 + sqrt_one_minus * eps
 
     def x0_from_eps(self, eps, t, x):
         """x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), clipped to [-1, 1]."""
@@ -165,6 +172,11 @@ class EulerSampler:
 
     def step(self, velocity, t, t_prev, x, noise=None, state=()):
         return x + (t_prev - t) * velocity, state
+
+    @staticmethod
+    def noised(x0, eps, t):
+        """x_t = (1 - t) x_0 + t eps, the straight path of rectified flow (x_0 itself at t = 0)."""
+        return (1.0 - t) * x0 + t * eps
 
     @staticmethod
     def x0(velocity, t, x):

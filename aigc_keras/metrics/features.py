@@ -29,11 +29,15 @@ class FeatureNet:
         self.has_probs = has_probs
         self.image_shape = None if image_shape is None else tuple(image_shape)
 
+    def check(self, image_shape) -> None:
+        """Refuse images of `image_shape` that this network cannot take (before any are drawn)."""
+        if self.image_shape is not None and tuple(image_shape) != self.image_shape:
+            raise AigcError(f"{self.name} takes images {'x'.join(map(str, self.image_shape))}, "
+                            f"got {'x'.join(map(str, image_shape))}")
+
     def __call__(self, images: np.ndarray):
         images = np.asarray(images)
-        if self.image_shape is not None and images.shape[1:] != self.image_shape:
-            raise AigcError(f"{self.name} takes images {'x'.join(map(str, self.image_shape))}, "
-                            f"got {'x'.join(map(str, images.shape[1:]))}")
+        self.check(images.shape[1:])
         features, probs = [], []
         with task(f"features of {len(images)}", len(images), " images") as bar:
             for start in range(0, len(images), BATCH):

@@ -232,6 +232,7 @@ class ImageFamily(Family):
                    "of samples and real images")
         data = load_images(source.data, source.fingerprint)
         net = feature_net(source.data, classifier_dir)
+        net.check(data.image_shape)
         subject = source.load()
         options = self.evaluation_options(subject, source, **options)
         if source.export:
