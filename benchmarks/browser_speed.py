@@ -77,7 +77,8 @@ def main():
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/browser_speed"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    found = {e["metadata"]["family"]: (args.exports / e["name"], e["metadata"]) for e in exports_index(args.exports)}
+    exports, _ = exports_index(args.exports)  # (runnable exports, broken ones)
+    found = {e["metadata"]["family"]: (args.exports / e["name"], e["metadata"]) for e in exports}
     server = subprocess.Popen([sys.executable, "-m", "aigc_keras.cli", "demo", "--exports", str(args.exports),
                                "--port", "0"], stdout=subprocess.PIPE, text=True)
     url = re.search(r"(http://\S+/)", server.stdout.readline()).group(1)

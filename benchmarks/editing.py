@@ -3,7 +3,8 @@ completed by a diffusion model's `edit`, then read by the shipped MNIST classifi
 reads the original digit, against the same digits with the masked part filled with noise or with the
 mean image, and the time of one `edit` call in Python's LiteRT.
 
-    python benchmarks/editing.py --model saved_models/diffusion --export export/diffusion --num 1000
+    python benchmarks/editing.py --model saved_models/diffusion --export export/diffusion --num 1000 \
+        --picture docs/diffusion-inpainting.png
 
 The digits are the last --num of MNIST's training set: the shipped classifier never saw them (it
 validates on the last 6,000), the diffusion model did (it trained on all 60,000). A conditional model
@@ -39,6 +40,8 @@ def main():
     parser.add_argument("--num", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/editing"))
+    parser.add_argument("--picture", type=Path, help="also write a PNG: one digit of each class, its top half "
+                                                     "masked, completed unguided, and completed as the next digit")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     model = ak.load(args.model)
@@ -69,6 +72,8 @@ def main():
         row["seconds"] = round(time.time() - start, 1)
         rows.append(row)
         print(json.dumps(row), flush=True)
+    if args.picture:
+        picture(model, digits, truth, args.picture, args.seed)
     timing = None
     if args.export:
         from aigc_keras.export.runtime import LiteRTModel
@@ -99,6 +104,25 @@ def main():
     (args.out / "table.md").write_text(table)
     (args.out / "results.json").write_text(json.dumps({"machine": info, "model": args.model, "rows": rows,
                                                        "litert_ms_per_image": timing}, indent=2) + "\n")
+
+
+def picture(model, digits, truth, path: Path, seed: int) -> None:
+    """Rows: a digit of each class; its top half masked (grey); completed unguided; completed as the next digit."""
+    from aigc_keras.imaging import save_images
+    from aigc_keras.provenance import record
+
+    chosen = np.array([np.flatnonzero(truth == d)[0] for d in range(10)])
+    originals = digits[chosen]
+    mask = np.zeros((28, 28), np.uint8)
+    mask[:14] = 255
+    shown = originals.copy()
+    shown[:, :14] = 128
+    rows = [originals, shown, model.edit(originals, mask=mask, seed=seed, guidance=0.0)]
+    if model.num_classes:
+        rows.append(model.edit(originals, mask=mask, seed=seed, labels=(np.arange(10) + 1) % 10, guidance=2.0))
+    made = record("diffusion", "saved_models/diffusion", {"made": "benchmarks/editing.py --picture", "seed": seed,
+                                                          "mask": "top half", "strength": 1.0})
+    save_images(path, np.concatenate(rows), columns=10, provenance=made)
 
 
 if __name__ == "__main__":

@@ -152,3 +152,17 @@ def test_a_conditional_edit_with_another_label_turns_threes_into_eights(tmp_path
     eights = ak.load(tmp_path / "d").edit(threes, strength=0.9, labels=8, guidance=2.0)
     assert np.mean(read(eights) == 8) > 0.5  # most of them (chance: 0.1)
     assert np.mean(read(ak.load(tmp_path / "d").edit(threes, strength=0.0, labels=8)) == 3) > 0.95  # 0 keeps them
+
+
+def test_a_colour_model_edits_too_and_takes_a_grayscale_mask_for_all_channels():
+    colour, _ = make_images(n=32, size=32, channels=3)
+    config = ak.DiffusionConfig(objective="flow", base_filters=8, levels=2, conditional=False, strategy="default")
+    model = ak.DiffusionModel.from_config(config, images=colour)
+    left = np.zeros((32, 32), bool)
+    left[:, :16] = True
+    edited = model.edit(colour[:2], mask=left, steps=3, seed=1)
+    assert edited.shape == (2, 32, 32, 3)
+    np.testing.assert_array_equal(edited[:, :, 16:], colour[:2, :, 16:])
+    assert np.mean(edited[:, :, :16] != colour[:2, :, :16]) > 0.5
+    np.testing.assert_array_equal(model.edit(colour[:2], strength=1.0, steps=3, seed=1), model.generate(2, seed=1,
+                                                                                                      steps=3))
