@@ -22,13 +22,16 @@ def quiet_stderr():
 
 
 def import_tensorflow_quietly() -> None:
-    """Import TensorFlow and probe its devices without the lines printed before absl starts.
+    """Import TensorFlow and probe its devices without the lines printed before absl starts, and with
+    its C++ log lines of every level off (TF_CPP_MIN_LOG_LEVEL 3, unless the user set another).
 
-    Those lines (and the cuInit failure on machines without a GPU) ignore TF_CPP_MIN_LOG_LEVEL.
+    Those first lines (and the cuInit failure on machines without a GPU) ignore TF_CPP_MIN_LOG_LEVEL.
+    Error-level lines go too: grappler prints some for optimizations it merely skips ("remapper
+    failed"), and a real failure also raises in Python, which the command reports in one line.
     """
     if "tensorflow" in sys.modules:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with quiet_stderr():
         import tensorflow as tf
 

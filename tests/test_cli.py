@@ -225,3 +225,16 @@ def test_the_command_tree_loads_without_tensorflow():
     """`--help` and argument errors stay fast: no command module imports TensorFlow at load time."""
     code = "import sys, aigc_keras.cli.app; sys.exit('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+@pytest.mark.slow
+def test_training_on_the_command_line_shows_no_tensorflow_log_lines(images_npz, tmp_path):
+    import os
+    import re
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
+    result = subprocess.run([sys.executable, "-m", "aigc_keras.cli", "train", "gan", "--data", images_npz,
+                             "--model-dir", str(tmp_path / "g"), *TINY], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not re.findall(r"^[IWEF]\d{4} .*$", result.stderr, flags=re.M), result.stderr  # no E0000 ... lines
