@@ -110,6 +110,7 @@ def test_the_command_line_edits_a_png_shows_input_mask_and_results_and_refuses_b
                           [["--init", "big.png"], "is 20x20; the model draws 16x16"],
                           [["--init", "missing.png"], "does not exist"],
                           [["--mask", "mask.png"], "--mask edits a picture: name it with --init"],
+                          [["--resample", "2"], "--resample edits a picture: name it with --init"],
                           [["--init", "digit.png", "--gif", "a.gif"], "does not go with --init"]):
         code, _, err = run(capsys, "sample", "diffusion", "--model", "d", *args, "--out", "x.png")
         assert code == 1 and err.startswith("error: ") and message in err and len(err.splitlines()) == 1, err
@@ -166,3 +167,39 @@ def test_a_colour_model_edits_too_and_takes_a_grayscale_mask_for_all_channels():
     assert np.mean(edited[:, :, :16] != colour[:2, :, :16]) > 0.5
     np.testing.assert_array_equal(model.edit(colour[:2], strength=1.0, steps=3, seed=1), model.generate(2, seed=1,
                                                                                                       steps=3))
+
+
+def test_repaint_runs_each_step_again_from_its_result_noised_back_and_keeps_the_kept_pixels(models):
+    """2 Euler steps with 2 passes each, by hand: after the first pass of a step, its result goes back
+    to the step's start, x_t = a x_s + sqrt(t^2 - a^2 s^2) eps with a = (1 - t) / (1 - s), and the
+    step runs again; the kept half is put back after every row."""
+    model = models["flow"]
+    noise, labels = noise_and_labels(3, model.image_shape, 2, model.num_classes, 1)
+    x0 = IMAGES[:3].astype(np.float32) / 127.5 - 1.0
+    mask = np.zeros((3, 16, 16, 1), np.float32)
+    mask[:, :8] = 1.0
+    step = step_fn(model, resolve(model, "euler", 2).method)
+    x, j = tf.constant(noise), 0
+    for t, s in ((1.0, 0.5), (0.5, 0.0)):
+        for again in (False, True):
+            if again:
+                eps = tf.random.stateless_normal(x.shape, seed=tf.constant([2, 4 + j], tf.int32))  # rows * 2 + j
+                a = (1.0 - t) / (1.0 - s)
+                x = a * x + np.sqrt(max(t * t - (a * s) ** 2, 0.0)) * eps
+            x, _ = step(x, tf.constant(t), tf.constant(s), None, (), tf.constant(labels))
+            x = mask * x + (1.0 - mask) * ((1.0 - s) * x0 + s * noise)
+            j += 1
+    expected = np.clip(np.floor((x.numpy() + 1.0) * 127.5 + 0.5), 0, 255).astype(np.uint8)
+    edited = model.edit(IMAGES[:3], mask=TOP, sampler="euler", steps=2, labels=1, seed=2, resample=2)
+    assert np.abs(edited.astype(int) - expected).max() <= 1
+    np.testing.assert_array_equal(edited[:, 8:], IMAGES[:3, 8:])
+    assert not np.array_equal(edited, model.edit(IMAGES[:3], mask=TOP, sampler="euler", steps=2, labels=1, seed=2))
+    for sampler, steps in (("heun", 3), ("dpm++", 3), ("ddpm", None)):
+        objective = "flow" if sampler == "heun" else "eps"
+        options = dict(mask=TOP, sampler=sampler, steps=steps, labels=1, seed=2, resample=3)
+        again = models[objective].edit(IMAGES[:3], **options)
+        np.testing.assert_array_equal(again[:, 8:], IMAGES[:3, 8:])
+        np.testing.assert_array_equal(again, models[objective].edit(IMAGES[:3], **options))  # the seed decides
+        np.testing.assert_array_equal(models[objective].edit(IMAGES[:3], strength=0.0, **options), IMAGES[:3])
+    with pytest.raises(AigcError, match="resample must be a whole number >= 1"):
+        model.edit(IMAGES[:3], mask=TOP, resample=0)

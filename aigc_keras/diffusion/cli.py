@@ -54,14 +54,16 @@ EVALUATE_OPTIONS = {**IMAGE_EVALUATE_OPTIONS, **SAMPLER_OPTIONS}
 
 
 def draw(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, init=None, mask=None,
-         strength=None) -> None:
+         strength=None, resample=1) -> None:
     """`sample diffusion`: the picture (and the GIF of the grid from noise to image), or with `init` an
     edit of that picture (`edit_picture`)."""
     check_output_name(out)
     if sampler is not None:
         check_eta(sampler, eta)  # before the model loads
-    if init is None and (mask is not None or strength is not None):
-        raise AigcError(f"{'--mask' if mask is not None else '--strength'} edits a picture: name it with --init")
+    given = [flag for flag, value in (("--mask", mask), ("--strength", strength), ("--resample", resample))
+             if value not in (None, 1)]
+    if init is None and given:
+        raise AigcError(f"{given[0]} edits a picture: name it with --init")
     if init is not None and gif is not None:
         raise AigcError("--gif animates a generation from noise; it does not go with --init")
     if gif is not None:
@@ -77,7 +79,7 @@ def draw(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, i
                    eta=sampling.eta if sampling.name == "ddim" else None,
                    strength=None if init is None else edit_strength(strength, mask is not None))
     if init is not None:
-        return edit_picture(model, sampling, init, mask, strength, num, seed, label, out, made)
+        return edit_picture(model, sampling, init, mask, strength, resample, num, seed, label, out, made)
     rows = sampling.evaluations * math.ceil(num / CHUNK)  # network calls, over every chunk
     columns = model.num_classes if model.num_classes and label is None else None
     frames = []
@@ -94,7 +96,7 @@ def draw(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, i
         click.echo(f"wrote {len(frames)} frames to {gif}")
 
 
-def edit_picture(model, sampling, init, mask, strength, num, seed, label, out, made) -> None:
+def edit_picture(model, sampling, init, mask, strength, resample, num, seed, label, out, made) -> None:
     """`sample diffusion --init`: `num` edits of one picture; a PNG grid starts with the picture and the
     mask (white: generated), then the edits."""
     import numpy as np
@@ -107,7 +109,7 @@ def edit_picture(model, sampling, init, mask, strength, num, seed, label, out, m
     drawn = None if mask is None else read_picture(mask, "--mask", (h, w, 3)).mean(axis=-1) > 127  # white
     images = np.repeat(picture[None], num, axis=0)
     edits = model.edit(images, strength, None if drawn is None else np.repeat(drawn[None], num, axis=0), seed,
-                       label, sampling)
+                       label, sampling, resample=resample)
     labels = class_labels(num, model.num_classes, label)
     if not out.lower().endswith(".png"):
         return write_images(out, edits, labels, None, made)
@@ -145,9 +147,12 @@ def commands(name: str = "diffusion") -> dict:
                        "0.6, or 1 with --mask]")
     @click.option("--mask", help="with --init: a PNG of the same size, white where to generate and black where to "
                                  "keep the picture (inpainting)")
-    def sample(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, init, strength, mask):
+    @click.option("--resample", default=1, show_default=True, type=click.IntRange(min=1),
+                  help="with --init: run every step this many times (RePaint): what is generated fits the kept "
+                       "picture better, for as many times the network calls")
+    def sample(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, init, strength, mask, resample):
         """Generate images from a trained diffusion model, or edit a picture with it (--init)."""
-        draw(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, init, mask, strength)
+        draw(model_dir, sampler, steps, eta, num, seed, label, guidance, out, gif, init, mask, strength, resample)
 
     export = export_command(
         "diffusion", name,

@@ -143,7 +143,8 @@ class DiffusionModel(ImageModel, OneOptimizer, keras.Model):
             return in_chunks(draw, noise, labels)
 
     def edit(self, images, strength: float | None = None, mask=None, seed: int = 0, labels=None, sampler=None,
-             steps: int | None = None, guidance: float | None = None, eta: float | None = None) -> np.ndarray:
+             steps: int | None = None, guidance: float | None = None, eta: float | None = None,
+             resample: int = 1) -> np.ndarray:
         """uint8 images [N, H, W, C] made from uint8 `images` [N, H, W, C] (or one [H, W, C]): image-to-image
         (SDEdit) and, where `mask` ([N, H, W] or one [H, W]; nonzero: generate) keeps pixels, inpainting.
         Kept pixels come back exactly as given.
@@ -151,18 +152,21 @@ class DiffusionModel(ImageModel, OneOptimizer, keras.Model):
         `strength` in [0, 1] is how far into the noise the images go before the sampler brings them back,
         in steps of 1 / steps: 0 returns them, 1 is `generate` from the same noise (default: 0.6, or 1 with
         a mask). The noise is `generate`'s for the same `seed`; `labels` (another class turns a 3 into an 8),
-        `sampler`, `steps`, `guidance` and `eta` are as for `generate`.
+        `sampler`, `steps`, `guidance` and `eta` are as for `generate`. `resample` > 1 runs every step that
+        many times (RePaint): the generated part fits the kept one better, for as many times the work.
         """
         from .pipeline import Sampling, compiled_edit, resolve
 
         strength = edit_strength(strength, mask is not None)
         if not 0.0 <= strength <= 1.0:  # (nan fails too)
             raise AigcError(f"{arg('strength')} must be in 0..1, got {strength}")
+        if not isinstance(resample, (int, np.integer)) or resample < 1:
+            raise AigcError(f"{arg('resample')} must be a whole number >= 1, got {resample!r}")
         images, mask = edit_inputs(images, mask, self.image_shape)
         sampling = sampler if isinstance(sampler, Sampling) else resolve(self, sampler, steps, eta, guidance)
         noise, labels = noise_and_labels(len(images), self.image_shape, seed, self.num_classes, labels)
         guidance_t = None if sampling.guidance is None else tf.constant(sampling.guidance, tf.float32)
-        loop = compiled_edit(self, sampling)
+        loop = compiled_edit(self, sampling, int(resample))
 
         def draw(noise, labels, images, mask, k):
             x = loop(tf.constant(images, tf.float32) / 127.5 - 1.0, tf.constant(mask), tf.constant(noise),

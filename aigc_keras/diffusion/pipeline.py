@@ -106,7 +106,7 @@ def generate_fn(model, sampler: Sampler, num_steps: int) -> Callable:
     return generate
 
 
-def edit_fn(model, sampler: Sampler, num_steps: int) -> Callable:
+def edit_fn(model, sampler: Sampler, num_steps: int, resample: int = 1) -> Callable:
     """fn(image, mask, noise, strength, labels=None, guidance=None, seed=0) -> x_0: image-to-image
     (SDEdit, Meng et al. 2022) and inpainting (the replacement method) in one graph.
 
@@ -116,31 +116,53 @@ def edit_fn(model, sampler: Sampler, num_steps: int) -> Callable:
     and at 0 nothing runs and `image` comes back. After every row the kept region is set to `image`
     noised (with the same `noise`) to the time the row reached, and at the end to `image` itself.
     A fixed number of rows runs, the skipped ones as no-ops, so the loop has one size for every strength.
+
+    With `resample` > 1 (RePaint, Lugmayr et al. 2022) every step runs `resample` times: after a pass,
+    its result is noised back to the step's start with fresh noise drawn from `seed` (the sampler's
+    state as it was there) and denoised again, so that the generated part fits the kept one. That
+    draws random numbers in the graph, so the export's `edit` has `resample` 1.
     """
     ts, t_prevs = sampler.timesteps(num_steps)
     rows = len(ts)
     per_step = rows // num_steps  # network calls per step: 2 for Heun
     starts = np.append(ts[::per_step], min(ts.min(), t_prevs.min())).astype(ts.dtype)  # each step's time, the end
     arrivals = np.repeat(starts[1:], per_step)  # where x is after each row
-    ts, t_prevs, starts, arrivals = (tf.constant(a) for a in (ts, t_prevs, starts, arrivals))
+    passes = np.arange(rows * resample, dtype=np.int32)  # step k's rows, `resample` times, then k + 1's
+    pass_of = passes // per_step % resample
+    row_of = passes // (per_step * resample) * per_step + passes % per_step
+    again = (pass_of > 0) & (passes % per_step == 0)  # the first row of a repeated pass: noise back first
+    step_of = row_of // per_step
+    ts, t_prevs, starts, arrivals, row_of, again, step_of = (
+        tf.constant(a) for a in (ts, t_prevs, starts, arrivals, row_of, again, step_of))
     step = step_fn(model, sampler)
 
     def edit(image, mask, noise, strength, labels=None, guidance=None, seed=0):
         runs = tf.cast(tf.round(tf.clip_by_value(strength, 0.0, 1.0) * num_steps), tf.int32)
-        first = (num_steps - runs) * per_step  # the rows before it are skipped
+        first = (num_steps - runs) * per_step * resample  # the rows before it are skipped
         start = sampler.noised(image, noise, tf.gather(starts, num_steps - runs))
         x = tf.where(runs == num_steps, noise, start)
 
-        def body(i, x, state):
+        def body(j, x, state, kept):
+            i = tf.gather(row_of, j)
+            running = j >= first
+            if resample > 1:
+                k = tf.gather(step_of, j)
+                back = tf.gather(again, j) & running
+                noised_back = sampler.renoised(x, tf.gather(starts, k + 1), tf.gather(starts, k),
+                                               _step_noise(x, seed, rows * resample + j))
+                x = tf.where(back, noised_back, x)
+                state = tf.nest.map_structure(lambda then, now: tf.where(back, then, now), kept, state)
+                opens = tf.equal(j % (per_step * resample), 0)  # the step's first pass begins: keep its state
+                kept = tf.nest.map_structure(lambda now, then: tf.where(opens, now, then), state, kept)
             fresh = _step_noise(x, seed, i) if sampler.stochastic else None
             x_next, state_next = step(x, tf.gather(ts, i), tf.gather(t_prevs, i), fresh, state, labels, guidance)
             x_next = mask * x_next + (1.0 - mask) * sampler.noised(image, noise, tf.gather(arrivals, i))
-            running = i >= first
             state = tf.nest.map_structure(lambda new, old: tf.where(running, new, old), state_next, state)
-            return i + 1, tf.where(running, x_next, x), state
+            return j + 1, tf.where(running, x_next, x), state, kept
 
-        _, x, _ = tf.while_loop(lambda i, x, state: i < rows, body, (tf.constant(0), x, sampler.initial_state(noise)),
-                                maximum_iterations=rows)
+        initial = sampler.initial_state(noise)
+        _, x, _, _ = tf.while_loop(lambda j, *_: j < rows * resample, body, (tf.constant(0), x, initial, initial),
+                                   maximum_iterations=rows * resample)
         return mask * x + (1.0 - mask) * image
 
     return edit
@@ -153,16 +175,16 @@ def compiled_generate(model, sampling: Sampling) -> Callable:
     return _compiled(model, sampling, generate_fn)
 
 
-def compiled_edit(model, sampling: Sampling) -> Callable:
+def compiled_edit(model, sampling: Sampling, resample: int = 1) -> Callable:
     """`edit_fn` as one `tf.function`, kept with the model as `compiled_generate` keeps its loop."""
-    return _compiled(model, sampling, edit_fn)
+    return _compiled(model, sampling, edit_fn, resample)
 
 
-def _compiled(model, sampling: Sampling, loop_fn) -> Callable:
+def _compiled(model, sampling: Sampling, loop_fn, *options) -> Callable:
     cache = model.__dict__.setdefault("_compiled_loops", {})  # plain attribute: not a Keras-tracked one
-    key = (loop_fn.__name__, sampling.name, sampling.steps, sampling.eta)
+    key = (loop_fn.__name__, sampling.name, sampling.steps, sampling.eta, *options)
     if key not in cache:
-        cache[key] = tf.function(loop_fn(model, sampling.method, sampling.steps), reduce_retracing=True)
+        cache[key] = tf.function(loop_fn(model, sampling.method, sampling.steps, *options), reduce_retracing=True)
     return cache[key]
 
 

@@ -9,6 +9,7 @@ schedule, or "velocity", dx/dt of a flow), evaluated at (x, t). Every sampler ha
     step(pred, t, t_prev, x, noise, state) -> (x_prev, state)
     noised(x0, eps, t)   -> x_t                   the forward process: where editing starts and what
                                                   inpainting keeps at each step
+    renoised(x_s, s, t, eps) -> x_t               from a less noisy s to t (RePaint's way back)
 
 The DDPM samplers (ddpm, ddim, dpm++) step on the integer grid 0..T-1 of a `NoiseSchedule`
 (alpha_bar at -1 is 1: no noise); `noise` is a standard normal tensor like `x`, used only by
@@ -71,6 +72,11 @@ class Sampler:
         """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, the forward process (x_0 itself at t = -1)."""
         sqrt_ab, sqrt_one_minus = self.coefficients(t)
         return sqrt_ab * x0 + sqrt_one_minus * eps
+
+    def renoised(self, x_s, s, t, eps):
+        """x_t from x_s at a less noisy s (q(x_t | x_s)): sqrt(alpha_bar_t / alpha_bar_s) x_s + the rest as noise."""
+        ratio = self.alpha_bar(t) / self.alpha_bar(s)
+        return tf.sqrt(ratio) * x_s + tf.sqrt(tf.maximum(1.0 - ratio, 0.0)) * eps
 
     def x0_from_eps(self, eps, t, x):
         """x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), clipped to [-1, 1]."""
@@ -177,6 +183,12 @@ class EulerSampler:
     def noised(x0, eps, t):
         """x_t = (1 - t) x_0 + t eps, the straight path of rectified flow (x_0 itself at t = 0)."""
         return (1.0 - t) * x0 + t * eps
+
+    @staticmethod
+    def renoised(x_s, s, t, eps):
+        """x_t from x_s at an earlier s < t of the same path: a x_s + sqrt(t^2 - a^2 s^2) eps, a = (1 - t) / (1 - s)."""
+        a = (1.0 - t) / (1.0 - s)
+        return a * x_s + tf.sqrt(tf.maximum(t * t - (a * s) ** 2, 0.0)) * eps
 
     @staticmethod
     def x0(velocity, t, x):
