@@ -181,7 +181,6 @@ def train_command(config_class, name: str, summary: str, examples: list[str]) ->
     return train
 
 
-
 def export_command(family: str, name: str, summary: str, examples: list[str], options=()) -> click.Command:
     """`export NAME`: the shared export options plus the family's own `options` (click options,
     passed on to the family's `export_spec` by name)."""

@@ -77,14 +77,14 @@ def edit_inputs(images, mask, image_shape) -> tuple[np.ndarray, np.ndarray]:
     return images, (mask != 0).astype(np.float32)[..., None]
 
 
-def in_chunks(draw, *arrays, chunk: int = CHUNK, label: str = "generating") -> np.ndarray:
+def in_chunks(draw, *arrays, chunk: int = CHUNK) -> np.ndarray:
     """`draw(*parts, k)` on chunk k of at most `chunk` rows of each of `arrays` (noise, then labels, ...;
     a None stays None), concatenated; reported as a `progress.task` of one unit per row (`draw` may
     report its steps in it)."""
     from .progress import task
 
     drawn, num = [], len(arrays[0])
-    with task(label, num, " images") as bar:
+    with task("generating", num, " images") as bar:
         base = bar.done
         for k, start in enumerate(range(0, num, chunk)):
             end = start + chunk

@@ -125,31 +125,41 @@ function noiseSize(meta, noiseName) {
   return meta.signatures.generate.inputs[noiseName].shape.slice(1).reduce((a, b) => a * b, 1);
 }
 
+/** `count` images from a fixed-batch signature, `batch` rows per call (the last call repeats its last
+ * row): `inputs(rows)` gives a call's inputs, `chosen` (or null) the label of every row. Says the timing. */
+async function imagesInCalls(panel, entry, signature, count, chosen, inputs) {
+  const meta = entry.meta;
+  const perImage = meta.image_shape.reduce((a, b) => a * b, 1);
+  const pixels = new Uint8Array(count * perImage);
+  const calls = [];
+  for (let first = 0; first < count; first += meta.batch) {
+    const rows = batchRows(first, meta.batch, count);
+    const call = inputs(rows);
+    if (chosen) call.label = Int32Array.from(rows, (r) => chosen[r]);
+    const {result, ms} = await run(entry, signature, call);
+    calls.push(ms);
+    pixels.set(result.images.subarray(0, Math.min(meta.batch, count - first) * perImage), first * perImage);
+  }
+  const mean = calls.reduce((a, b) => a + b, 0) / calls.length;
+  say(panel, 'timing', `${calls.length} calls of ${signature}, ${mean.toFixed(1)} ms per call ` +
+      `(${(mean / meta.batch).toFixed(1)} ms per image)`);
+  return {pixels, calls};
+}
+
+/** Grid columns: one per class when a conditional model draws every class in turn. */
+function classColumns(panel, meta, count) {
+  return meta.conditional && $(panel, 'label').value === 'all' ? Math.min(count, meta.num_classes) : null;
+}
+
 async function generateImages(panel, entry, noiseName, extra, given = null) {
   const meta = entry.meta;
-  const seed = Number($(panel, 'seed').value);
   const size = noiseSize(meta, noiseName);
-  const noise = given || new PageRandom(seed).normal(Number($(panel, 'count').value) * size);
+  const noise = given || new PageRandom(Number($(panel, 'seed').value)).normal(Number($(panel, 'count').value) * size);
   const count = noise.length / size;
-  const [height, width, channels] = meta.image_shape;
   const chosen = meta.conditional ? labels(meta, count, $(panel, 'label').value) : null;
-  const pixels = new Uint8Array(count * height * width * channels);
-  const perImage = height * width * channels;
-  const calls = [];
-  for (let start = 0; start < count; start += meta.batch) {
-    const rows = batchRows(start, meta.batch, count);
-    const inputs = {[noiseName]: gather(noise, rows, size), ...extra};
-    if (chosen) inputs.label = Int32Array.from(rows, (r) => chosen[r]);
-    const {result, ms} = await run(entry, 'generate', inputs);
-    calls.push(ms);
-    pixels.set(result.images.subarray(0, Math.min(meta.batch, count - start) * perImage), start * perImage);
-  }
-  const columns = given ? count : meta.conditional && $(panel, 'label').value === 'all' ?
-      Math.min(count, meta.num_classes) : null;
-  draw(panel, pixels, count, meta.image_shape, columns);
-  const mean = calls.reduce((a, b) => a + b, 0) / calls.length;
-  say(panel, 'timing', `${calls.length} calls of generate, ${mean.toFixed(1)} ms per call ` +
-      `(${(mean / meta.batch).toFixed(1)} ms per image)`);
+  const {pixels, calls} = await imagesInCalls(panel, entry, 'generate', count, chosen,
+      (rows) => ({[noiseName]: gather(noise, rows, size), ...extra}));
+  draw(panel, pixels, count, meta.image_shape, given ? count : classColumns(panel, meta, count));
   Object.assign(demo[panel], {noise, labels: chosen, images: pixels, msPerCall: calls});
 }
 
@@ -198,8 +208,7 @@ async function stepByStep(entry) {
     }
     x = next;
     trajectory.push(images);
-    draw('diffusion', images, count, meta.image_shape,
-        chosen && $('diffusion', 'label').value === 'all' ? Math.min(count, meta.num_classes) : null);
+    draw('diffusion', images, count, meta.image_shape, classColumns('diffusion', meta, count));
     say('diffusion', 'counter', `step ${i + 1} of ${meta.timesteps.length}`);
     await new Promise(requestAnimationFrame);  // show each step
   }
@@ -256,7 +265,7 @@ function paint(meta, event) {
         sketch.mask[p] = 255;
       } else {
         const ink = Math.round(255 * Math.min(1, 1.5 * (1 - d / BRUSH)));  // soft edges, like a pen stroke
-        for (let k = 0; k < channels; k++) sketch.image[p * channels + k] = Math.max(sketch.image[p * channels + k], ink);
+        for (let k = p * channels; k < (p + 1) * channels; k++) sketch.image[k] = Math.max(sketch.image[k], ink);
       }
     }
   }
@@ -265,19 +274,12 @@ function paint(meta, event) {
   showSketch(meta);
 }
 
-/** The first picture of the diffusion panel (or a blank one), with no mask. */
-function takePicture(meta) {
+/** A new picture to edit, with no mask: the diffusion panel's first picture, or a blank one. */
+function newSketch(meta, blank) {
   const perImage = meta.image_shape.reduce((a, b) => a * b, 1);
-  sketch.image = demo.diffusion.images ? demo.diffusion.images.slice(0, perImage) : new Uint8Array(perImage);
+  sketch.image = !blank && demo.diffusion.images ? demo.diffusion.images.slice(0, perImage) :
+      new Uint8Array(perImage);
   sketch.mask = new Uint8Array(meta.image_shape[0] * meta.image_shape[1]);
-  sketch.masked = false;
-  $('edit', 'strength').value = '0.6';
-  showSketch(meta);
-}
-
-function clearSketch(meta) {
-  sketch.image.fill(0);
-  sketch.mask.fill(0);
   sketch.masked = false;
   $('edit', 'strength').value = '0.6';
   showSketch(meta);
@@ -295,7 +297,7 @@ function startSketch(entry) {
   });
   canvas.addEventListener('pointermove', (event) => down && paint(meta, event));
   for (const end of ['pointerup', 'pointercancel']) canvas.addEventListener(end, () => (down = false));
-  takePicture(meta);
+  newSketch(meta, false);
   sketch.mask.fill(255, 0, (meta.image_shape[0] >> 1) * meta.image_shape[1]);
   sketch.masked = true;
   $('edit', 'strength').value = '1';
@@ -318,22 +320,10 @@ async function editImages(entry) {
   const chosen = meta.conditional ? labels(meta, count, $('edit', 'label').value) : null;
   const mask = sketch.mask.some((v) => v) ? sketch.mask.slice() : new Uint8Array(height * width).fill(255);
   const extra = meta.conditional ? {guidance: Number($('edit', 'guidance').value)} : {};
-  const pixels = new Uint8Array(count * perImage);
-  const calls = [];
-  for (let first = 0; first < count; first += meta.batch) {
-    const rows = batchRows(first, meta.batch, count);
-    const inputs = {image: tile(sketch.image, rows.length), mask: tile(mask, rows.length),
-      noise: gather(noise, rows, perImage), strength, ...extra};
-    if (chosen) inputs.label = Int32Array.from(rows, (r) => chosen[r]);
-    const {result, ms} = await run(entry, 'edit', inputs);
-    calls.push(ms);
-    pixels.set(result.images.subarray(0, Math.min(meta.batch, count - first) * perImage), first * perImage);
-  }
-  draw('edit', pixels, count, meta.image_shape,
-      chosen && $('edit', 'label').value === 'all' ? Math.min(count, meta.num_classes) : null);
-  const mean = calls.reduce((a, b) => a + b, 0) / calls.length;
-  say('edit', 'timing', `${calls.length} calls of edit, ${mean.toFixed(1)} ms per call ` +
-      `(${(mean / meta.batch).toFixed(1)} ms per image)`);
+  const {pixels, calls} = await imagesInCalls('edit', entry, 'edit', count, chosen, (rows) => ({
+    image: tile(sketch.image, rows.length), mask: tile(mask, rows.length), noise: gather(noise, rows, perImage),
+    strength, ...extra}));
+  draw('edit', pixels, count, meta.image_shape, classColumns('edit', meta, count));
   Object.assign(demo.edit, {image: sketch.image.slice(), mask, noise, labels: chosen, strength, images: pixels,
     msPerCall: calls});
 }
@@ -435,8 +425,8 @@ async function act(panel, entry, action) {
         {guidance: Number($('diffusion', 'guidance').value)} : {}),
     'diffusion:steps': () => stepByStep(entry),
     'edit:edit': () => editImages(entry),
-    'edit:take': () => takePicture(entry.meta),
-    'edit:clear': () => clearSketch(entry.meta),
+    'edit:take': () => newSketch(entry.meta, false),
+    'edit:clear': () => newSketch(entry.meta, true),
     'vae:generate': () => generateImages('vae', entry, 'z', {}),
     'vae:morph': () => morph(entry),
     'text:write': () => write(entry),

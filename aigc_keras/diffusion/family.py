@@ -9,6 +9,7 @@ from ..errors import AigcError, arg
 from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid
 from ..inputs import noise_and_labels
+from ..networks import pixels
 from ..training.family import ImageFamily, data_epochs
 from .config import EXPORT_SAMPLERS, GUIDANCE, DiffusionConfig, default_patch
 from .model import DiffusionModel
@@ -179,7 +180,7 @@ class DiffusionFamily(ImageFamily):
 
         def edit(image, mask, noise, strength, *cond):
             generated = tf.minimum(tf.cast(mask, tf.float32), 1.0)  # 1 wherever the mask is not 0
-            x = editing(tf.cast(image, tf.float32) / 127.5 - 1.0, generated, noise, strength, *cond)
+            x = editing(pixels(image), generated, noise, strength, *cond)
             return {"images": uint8_images(x), "images_float": x}  # kept: x is the image there, and its pixels
 
         return (_traced(generate, [tf.TensorSpec([batch, *shape], tf.float32, name="noise"), *cond_specs]),

@@ -169,7 +169,7 @@ class DiffusionModel(ImageModel, OneOptimizer, keras.Model):
         loop = compiled_edit(self, sampling, int(resample))
 
         def draw(noise, labels, images, mask, k):
-            x = loop(tf.constant(images, tf.float32) / 127.5 - 1.0, tf.constant(mask), tf.constant(noise),
+            x = loop(pixels(tf.constant(images)), tf.constant(mask), tf.constant(noise),
                      tf.constant(strength, tf.float32), None if labels is None else tf.constant(labels), guidance_t,
                      tf.constant(seed + k, tf.int64))
             return np.where(mask > 0, to_uint8(x), images)
