@@ -42,6 +42,16 @@ def entry_kind(path: str | Path) -> str | None:
     return next((name for test, name in _KINDS if test(mode)), "a special file")
 
 
+def check_readable(path: str | Path, name: str) -> None:
+    """Refuse, in one line naming it as `name`, to read `path` unless it is a regular file or a link to
+    one (the user named it): a FIFO or a device would make the read wait, or never end."""
+    kind = entry_kind(Path(path).resolve())
+    if kind is None:
+        raise AigcError(f"{name} does not exist")
+    if kind != "file":
+        raise AigcError(f"{name} is {kind}, not a file aigc-keras can read")
+
+
 def check_replaceable(path: str | Path, flag: str | None = None) -> None:
     """Refuse, in one line, to write `path` unless it is new or a regular file (see the module)."""
     kind = entry_kind(path)

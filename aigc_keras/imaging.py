@@ -105,6 +105,7 @@ def read_picture(path: str | Path, flag: str, image_shape) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     h, w, c = image_shape
+    fileio.check_readable(path, f"{flag} {path}")
     try:
         with Image.open(path) as picture:
             picture.load()
@@ -119,10 +120,6 @@ def read_picture(path: str | Path, flag: str, image_shape) -> np.ndarray:
             pixels = np.asarray(picture.convert("L" if mode == "1" else mode), np.uint8)
     except AigcError:
         raise
-    except FileNotFoundError:
-        raise AigcError(f"{flag} {path} does not exist") from None
-    except IsADirectoryError:
-        raise AigcError(f"{flag} {path} is a folder, not a picture") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise AigcError(f"{flag} {path} is not a picture that can be read (PNG, JPEG, BMP or GIF), or it is "
                         "damaged") from None

@@ -20,6 +20,7 @@ import zlib
 from pathlib import Path
 
 from .errors import AigcError
+from .fileio import check_readable
 from .version import __version__
 
 KEY = "aigc-keras"
@@ -76,6 +77,7 @@ def gif_comment(entry: dict) -> bytes:
 def read(path: str | Path) -> dict:
     """The provenance record of a PNG or GIF; an `AigcError` naming what is missing."""
     path = Path(path)
+    check_readable(path, str(path))
     try:
         data = path.read_bytes()
     except OSError as e:

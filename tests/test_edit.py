@@ -2,6 +2,8 @@
 line and the export, against independent references (the input itself, `generate`'s own loop, a
 step-by-step loop written here, LiteRT's two APIs)."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -105,10 +107,12 @@ def test_the_command_line_edits_a_png_shows_input_mask_and_results_and_refuses_b
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save("colour.png")
     Image.fromarray(np.zeros((16, 16, 2), np.uint8), "LA").save("alpha.png")
     Image.fromarray(np.zeros((20, 20), np.uint8)).save("big.png")
+    os.mkfifo("fifo.png")  # reading it would wait for a writer forever
     for args, message in ([["--init", "colour.png"], "is in colour; the model draws grayscale"],
                           [["--init", "alpha.png"], "has transparency"],
                           [["--init", "big.png"], "is 20x20; the model draws 16x16"],
                           [["--init", "missing.png"], "does not exist"],
+                          [["--init", "fifo.png"], "is a FIFO (named pipe), not a file aigc-keras can read"],
                           [["--mask", "mask.png"], "--mask edits a picture: name it with --init"],
                           [["--resample", "2"], "--resample edits a picture: name it with --init"],
                           [["--init", "digit.png", "--gif", "a.gif"], "does not go with --init"]):

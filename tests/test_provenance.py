@@ -2,6 +2,7 @@
 info PICTURE` reads it back, and the command it prints makes the same pixels again."""
 
 import json
+import os
 import shlex
 
 import numpy as np
@@ -74,11 +75,14 @@ def test_diffusion_pictures_and_gifs_record_the_sampler_they_settled_on(capsys, 
 
 
 @pytest.mark.parametrize("content, message", [
-    (None, "carries no aigc-keras record"), (b"not a picture", "neither a PNG nor a GIF")])
+    (None, "carries no aigc-keras record"), (b"not a picture", "neither a PNG nor a GIF"),
+    ("fifo", "is a FIFO (named pipe), not a file aigc-keras can read")])
 def test_info_on_a_picture_without_a_record_is_one_line(capsys, tmp_path, content, message):
     path = tmp_path / "photo.png"
     if content is None:
         Image.fromarray(np.zeros((4, 4), np.uint8)).save(path)
+    elif content == "fifo":
+        os.mkfifo(path)  # reading it would wait for a writer forever
     else:
         path.write_bytes(content)
     code, _, err = run(capsys, "info", path)
