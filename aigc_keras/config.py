@@ -23,7 +23,7 @@ LR_SCHEDULE_HELP = "learning rate: constant, or cosine: linear warm-up, then cos
 WARMUP_HELP = "optimizer steps of linear learning-rate warm-up (--lr-schedule cosine)"
 SMALL_DATA = 10_000  # images: below this, the defaults turn on the augmentations of small data
 MIN_EPOCH_HELP = ("an epoch takes at least this many optimizer steps: on smaller data it is several passes, so that "
-                  "a small data set trains as long as the default one does (0: one pass)")
+                  "a small data set trains enough (0: one pass)")
 TEXT_SPECS = "shakespeare, text:PATH[,PATH...] (UTF-8 files or folders) or tfds:NAME[:SPLIT]"
 
 

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from aigc_keras.families import config_class
+from aigc_keras.families import config_class, get_family
 
 
 def aigc_keras(*args, cwd):
@@ -33,7 +33,8 @@ def test_the_one_minute_try_trains_says_it_was_short_and_its_next_command_draws(
     short = next(line for line in out if line.startswith("this was a quick run of "))
     full = config_class(family)()
     assert short.startswith(f"this was a quick run of {quick.epochs * quick.steps_per_epoch:,} optimizer steps")
-    assert f"`aigc-keras train {family}` ({full.epochs * full.min_epoch_steps:,} steps" in short
+    full_steps = full.epochs * get_family(family).steps_per_epoch(full, record["data"])  # a pass over the default data
+    assert f"`aigc-keras train {family}` ({full_steps:,} steps" in short
     assert not (tmp_path / "saved_models" / family).exists()  # the full run's folder is left for the full run
 
     next_command = shlex.split(out[-1].removeprefix("next: "))

@@ -110,8 +110,7 @@ class Family:
         line = f"budget: {config.epochs} epochs of {steps:,} optimizer steps ({config.epochs * steps:,} in all)"
         if steps > one_pass and not config.steps_per_epoch:
             line += (f"; an epoch is {steps / one_pass:.1f} passes over the data, which are fewer than "
-                     f"{arg('min_epoch_steps')} {config.min_epoch_steps:,} steps, so that it trains as long as the "
-                     "default data does")
+                     f"{arg('min_epoch_steps')} {config.min_epoch_steps:,} steps, the family's budget for small data")
         return line
 
     def learning_rate(self, config, data_info: dict, rate: float):
