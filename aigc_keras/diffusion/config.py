@@ -66,7 +66,7 @@ class DiffusionConfig(ImageTrainConfig):
 
     epochs: int = option(6, "number of epochs to train", min=1, resumable=True)
     batch_size: int = option(64, "global batch size, split across replicas", min=1)
-    min_epoch_steps: int = option(400, MIN_EPOCH_HELP, min=0)  # small data: 6 x 400 steps fit ~10 minutes on 2 cores
+    min_epoch_steps: int = option(400, MIN_EPOCH_HELP, min=0)  # small data's budget, measured in docs/data.md
     objective: str = option(
         "flow", "eps or v: DDPM, the network predicts the noise or v; flow: rectified flow, it predicts the "
         "velocity eps - x_0 on continuous t in [0, 1]", choices=OBJECTIVES)
