@@ -24,6 +24,7 @@ WARMUP_HELP = "optimizer steps of linear learning-rate warm-up (--lr-schedule co
 SMALL_DATA = 10_000  # images: below this, the defaults turn on the augmentations of small data
 MIN_EPOCH_HELP = ("an epoch takes at least this many optimizer steps: on smaller data it is several passes, so that "
                   "a small data set trains enough (0: one pass)")
+MAX_LORA_RANK = 256
 TEXT_SPECS = "shakespeare, text:PATH[,PATH...] (UTF-8 files or folders) or tfds:NAME[:SPLIT]"
 
 
@@ -44,6 +45,8 @@ class TrainConfig:
     family: ClassVar[str] = ""
     # `--quick` (and `quick()`): the options of a run of about a minute on 2 CPU cores, to see the family work
     QUICK: ClassVar[dict] = {}
+    # the options that shape the networks or say what they compute: a run `--init-from` a model takes its
+    NETWORK: ClassVar[tuple[str, ...]] = ()
 
     data: str = option("mnist", f"dataset spec: {IMAGE_SPECS}")
     epochs: int = option(10, "number of epochs to train", min=1, resumable=True)
@@ -67,9 +70,21 @@ class TrainConfig:
     )
     lr_schedule: str = option("constant", LR_SCHEDULE_HELP, choices=LR_SCHEDULES)
     warmup_steps: int = option(0, WARMUP_HELP, min=0)
+    init_from: Optional[str] = option(
+        None, "a trained model folder of this family to start from: its networks and weights (never written), "
+              "on this run's data, with a fresh optimizer")
+    lora_rank: int = option(0, "with --init-from: freeze the base and train only Keras' LoRA adapters of this rank "
+                               "on its dense, embedding and convolution layers (0: fine-tune every weight)",
+                            min=0, max=MAX_LORA_RANK)
+    lora_alpha: Optional[float] = option(None, "LoRA scale: a layer adds alpha / rank * A B to its kernel "
+                                               "[default: the rank]", min=0.0)
 
     def __post_init__(self):
         self.validate()
+        if self.lora_rank and not self.init_from:
+            raise AigcError(f"{arg('lora_rank')} adapts a trained model: add {arg('init_from')} MODEL_DIR")
+        if self.lora_alpha is not None and not self.lora_rank:
+            raise AigcError(f"{arg('lora_alpha')} applies to {arg('lora_rank')} R")
 
     @classmethod
     def quick(cls, **options) -> "TrainConfig":
@@ -138,6 +153,22 @@ class TrainConfig:
     def hparams(self) -> dict:
         """The options as TensorBoard hparams (bool, int, float or str values only)."""
         return {k: ("none" if v is None else v) for k, v in self.to_dict().items()}
+
+    def inherit(self, base: "TrainConfig") -> list[str]:
+        """Take the `network` options from `base`, the config of the model a run starts from; return
+        them as flags. An option set here to a value other than its default and the base's is refused."""
+        taken = []
+        for f, _ in self.field_specs():
+            if f.name not in self.NETWORK:
+                continue
+            mine, theirs = getattr(self, f.name), getattr(base, f.name)
+            if mine not in (f.default, theirs):
+                raise AigcError(f"{arg(f.name)} {mine!r}: the model of {arg('init_from')} has {theirs!r}, and a "
+                                f"fine-tune keeps its networks (leave it out)")
+            setattr(self, f.name, theirs)
+            if theirs is not None:
+                taken.append(f"{arg(f.name)} {theirs}")
+        return taken
 
     def resume_conflicts(self, previous: "TrainConfig") -> list[str]:
         """Options that differ from `previous` and may not change when resuming."""

@@ -3,6 +3,7 @@
     model.keras     the trained model (reloads with keras.models.load_model, no custom code)
     config.json     family, options (the config dataclass), data description, versions
     history.json    one entry of metrics per finished epoch
+    adapter.lora.h5 a LoRA run's adapter on its own, with its base's path and fingerprint
     checkpoints/    full training state after the last finished epoch (resume, train on)
     logs/           TensorBoard
     samples/        a preview per epoch (PNG for image families)
@@ -21,6 +22,7 @@ class ModelDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.model = self.path / folders.MODEL_FILE
+        self.adapter = self.path / folders.ADAPTER_FILE
         self.config_file = self.path / folders.CONFIG_FILE
         self.history_file = self.path / folders.HISTORY_FILE
         self.checkpoints = self.path / folders.CHECKPOINTS
@@ -106,7 +108,8 @@ class ModelDir:
         """The trained `keras.Model` of `family`, for sampling and export: float32 even when it was
         trained with mixed precision, and not compiled; with `compile`, as it was saved, with its
         optimizer's state. A damaged file, or weights that are not finite (a diverged run), are
-        refused with one line."""
+        refused with one line. A LoRA run's folder without its model.keras is rebuilt from its base and
+        its adapter (`training.finetune.assemble`)."""
         import keras
         import numpy as np
 
@@ -114,6 +117,10 @@ class ModelDir:
 
         get_family(family)  # imports, and so registers, the family's Keras classes
         self.config(family)
+        if not self.model.exists() and self.adapter.exists() and "base" in self.record():
+            from .training.finetune import assemble
+
+            return assemble(self, ModelDir(self.record()["base"]["path"]), family)
         if not self.model.exists():
             raise AigcError(
                 f"{self.path} has no model.keras yet: its training has not finished "

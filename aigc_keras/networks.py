@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from . import lora
 from .config import TrainConfig
 from .data.images import uint8_images
 from .errors import AigcError
@@ -101,6 +103,24 @@ def activation_bytes(model: keras.Model) -> int:
         for tensor in outputs:
             total += 4 * math.prod(d or 1 for d in tensor.shape[1:])
     return total
+
+
+def weights_fingerprint(model: keras.Model) -> str:
+    """A short hash of every weight's bytes: equal on all workers when they trained in sync, and what
+    names the base of a fine-tune."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def averaged_weights(ema: keras.Model, network: keras.Model) -> tuple[list, list]:
+    """(EMA weights, weights) that the moving average follows: all of them, or under LoRA only those
+    that train (a frozen base weight stays the base's in both networks)."""
+    pairs = list(zip(ema.weights, network.weights))
+    if lora.adapted(network):
+        pairs = [(e, w) for e, w in pairs if w.trainable]
+    return [e for e, _ in pairs], [w for _, w in pairs]
 
 
 def ema_copy(network: keras.Model, name: str) -> keras.Model:

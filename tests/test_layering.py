@@ -7,7 +7,7 @@ the middle, its family wiring above the shared training and export code, its com
     0 base        errors, limits, interrupts, console, version, fileio, progress
     1 options     config, families (the registry), each family's config
     2 files       folders, imaging, provenance, inputs, data
-    3 keras       networks, precision, augment, training.distributed, training.strategy,
+    3 keras       networks, lora, precision, augment, training.distributed, training.strategy,
                   training.local_cluster, metrics.image
     4 family      each family's model, networks, samplers, tokenizer, metrics, ... (all but the below)
     5 shared      model_dir, metrics.features, metrics.evaluate, training.family, training.callbacks, export
@@ -98,7 +98,7 @@ LAYERS = [
     ("base", {"errors", "limits", "interrupts", "console", "version", "fileio", "progress"}),
     ("options", {"config", "families", *(f"{f}.config" for f in FAMILIES)}),
     ("files", {"folders", "imaging", "provenance", "inputs", "data"}),
-    ("keras", {"networks", "precision", "augment", "training.distributed", "training.strategy",
+    ("keras", {"networks", "lora", "precision", "augment", "training.distributed", "training.strategy",
                "training.local_cluster", "metrics.image"}),
     ("family", set(FAMILIES)),
     ("shared", {"model_dir", "metrics", "metrics.features", "metrics.evaluate", "training", "training.family",

@@ -14,6 +14,7 @@ class ClassifierConfig(TrainConfig):
 
     family: ClassVar[str] = "classifier"
     QUICK: ClassVar[dict] = {"epochs": 1, "steps_per_epoch": 200}
+    NETWORK: ClassVar[tuple[str, ...]] = ("filters", "feature_dim")
 
     epochs: int = option(3, "number of epochs to train", min=1, resumable=True)
     batch_size: int = option(128, "global batch size, split across replicas", min=1)

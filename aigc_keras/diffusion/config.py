@@ -63,6 +63,8 @@ class DiffusionConfig(ImageTrainConfig):
 
     family: ClassVar[str] = "diffusion"
     QUICK: ClassVar[dict] = {"epochs": 3, "steps_per_epoch": 300, "base_filters": 16}
+    NETWORK: ClassVar[tuple[str, ...]] = ("objective", "schedule", "timesteps", "patch", "base_filters", "levels",
+                                          "res_blocks", "attention", "conditional", "ema")
 
     epochs: int = option(6, "number of epochs to train", min=1, resumable=True)
     batch_size: int = option(64, "global batch size, split across replicas", min=1)

@@ -11,7 +11,7 @@ from ..augment import flip
 from ..errors import AigcError, arg
 from ..imaging import to_uint8
 from ..inputs import edit_inputs, in_chunks, noise_and_labels
-from ..networks import ImageModel, OneOptimizer, ema_copy, pixels
+from ..networks import ImageModel, OneOptimizer, averaged_weights, ema_copy, pixels
 from ..precision import training_step
 from ..training.distributed import apply_gradients, replica_noise, update_ema
 from .config import OBJECTIVES, DiffusionConfig, edit_strength
@@ -203,7 +203,7 @@ class DiffusionModel(ImageModel, OneOptimizer, keras.Model):
         weights = self.network.trainable_weights
         apply_gradients(self.optimizer, tape.gradient(loss, weights), weights)
         if self.ema_network is not None:
-            update_ema(self.ema_network.weights, self.network.weights, self.ema_momentum, step + 1)
+            update_ema(*averaged_weights(self.ema_network, self.network), self.ema_momentum, step + 1)
         self.loss_tracker.update_state(tf.reduce_mean(per_example))
         return {"loss": self.loss_tracker.result()}
 

@@ -55,6 +55,17 @@ def check_options(tflite: bool, quantize: str) -> None:
         raise AigcError(f"{arg('quantize')} applies to the LiteRT file: add {arg('tflite')}")
 
 
+def _fine_tune(md, record: dict) -> dict:
+    """What metadata.json says of a fine-tuned model: its base, and its LoRA adapter (merged into the export)."""
+    if "base" not in record:
+        return {}
+    config = record["config"]
+    adapter = {"file": md.adapter.name, "bytes": md.adapter.stat().st_size, "rank": config["lora_rank"],
+               "alpha": config["lora_alpha"] or config["lora_rank"], "merged": True} \
+        if config.get("lora_rank") and md.adapter.is_file() else None
+    return {"base": record["base"], "adapter": adapter}
+
+
 def export_trained(family_name: str, model_dir: str | Path, out_dir: str | Path, tflite: bool = True,
                    quantize: str = "none", force: bool = False, **options) -> dict:
     """Export the model in `model_dir` to `out_dir`; return the written metadata.
@@ -81,7 +92,7 @@ def export_trained(family_name: str, model_dir: str | Path, out_dir: str | Path,
     record = md.record()
     tracked, endpoints, metadata = family.export_spec(model, record, **options)
     metadata = {"family": family_name, "source": str(md.path), "data_fingerprint": record["data"].get("fingerprint"),
-                **metadata}
+                **metadata, **_fine_tune(md, record)}
     calibration = None
     if quantize == "int8":
         pairs = family.calibration(model, md.config(family_name), endpoints)

@@ -17,6 +17,7 @@ class GANConfig(ImageTrainConfig):
 
     family: ClassVar[str] = "gan"
     QUICK: ClassVar[dict] = {"epochs": 4, "steps_per_epoch": 250}
+    NETWORK: ClassVar[tuple[str, ...]] = ("latent_dim", "base_filters", "minibatch_std", "conditional", "ema")
 
     epochs: int = option(6, "number of epochs to train", min=1, resumable=True)
     batch_size: int = option(32, "global batch size, split across replicas", min=1)

@@ -11,7 +11,7 @@ import tensorflow as tf
 from ..augment import diff_augment, flip
 from ..imaging import to_uint8
 from ..inputs import in_chunks, noise_and_labels
-from ..networks import ImageModel, ema_copy, pixels
+from ..networks import ImageModel, averaged_weights, ema_copy, pixels
 from ..precision import training_step
 from ..training.distributed import apply_gradients, replica_noise, update_ema
 from .config import GANConfig
@@ -165,7 +165,7 @@ class GAN(ImageModel, keras.Model):
         apply_gradients(self.g_optimizer, g_tape.gradient(g_loss, weights), weights)
         self.trackers["g_loss"].update_state(tf.reduce_mean(per_example))
         if self.ema_generator is not None:
-            update_ema(self.ema_generator.weights, self.generator.weights, self.ema_momentum, step + 1)
+            update_ema(*averaged_weights(self.ema_generator, self.generator), self.ema_momentum, step + 1)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def _discriminator_step(self, real, labels, fake, step, salt):

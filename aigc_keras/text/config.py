@@ -22,6 +22,8 @@ class TextConfig(TrainConfig):
 
     family: ClassVar[str] = "text"
     QUICK: ClassVar[dict] = {"epochs": 3, "steps_per_epoch": 300, "units": 128, "warmup_steps": 40}
+    NETWORK: ClassVar[tuple[str, ...]] = ("arch", "tokenizer", "min_count", "seq_len", "embedding_dim", "units",
+                                          "layers", "heads")
 
     data: str = option("shakespeare", f"text spec: {TEXT_SPECS}")
     epochs: int = option(20, "number of epochs to train", min=1, resumable=True)

@@ -35,12 +35,34 @@ class TextFamily(Family):
     def _split(self, config: TextConfig, data):
         """(training ids, validation ids, tokenizer built from the training text), computed once per
         corpus, split and tokenizer: `data_info`, `dataset` and `validation_data` all need it."""
-        key = (config.validation_split, config.tokenizer, config.min_count)
+        key = (config.validation_split, config.tokenizer, config.min_count, config.init_from)
         if key not in data.tokenized:
             train_text, val_text = data.split(config.validation_split)
-            tokenizer = build_tokenizer(config.tokenizer, train_text, config.min_count)
+            tokenizer = self._base_tokenizer(config) or build_tokenizer(config.tokenizer, train_text, config.min_count)
             data.tokenized[key] = (tokenizer.encode(train_text), tokenizer.encode(val_text), tokenizer)
         return data.tokenized[key]
+
+    @staticmethod
+    def _base_tokenizer(config: TextConfig):
+        """The tokenizer of the model `--init-from` names (a fine-tune keeps its ids), or None."""
+        if not config.init_from:
+            return None
+        from ..model_dir import ModelDir
+
+        return tokenizer_from_config(ModelDir(config.init_from).record()["data"]["tokenizer"])
+
+    def fine_tune_notes(self, config: TextConfig, data, data_info: dict, base_data: dict) -> list[str]:
+        """Which characters of the training text the base's vocabulary lacks (they read as the unknown id)."""
+        train_ids, _, tokenizer = self._split(config, data)
+        unknown = int((train_ids == tokenizer.unknown_id).sum()) if tokenizer.unknown_id is not None else 0
+        if not unknown:
+            return []
+        train_text, _ = data.split(config.validation_split)
+        missing = sorted(set(train_text) - set(tokenizer.chars))
+        shown = "".join(c for c in missing[:10] if c.isprintable()) or "unprintable ones"
+        return [f"{len(missing):,} distinct characters of {config.data} ({unknown:,} of its {len(train_ids):,} "
+                f"training characters) are not in the base's vocabulary, e.g. {shown}: they read as the unknown "
+                f"id, which generation never draws (a base trained with {arg('tokenizer')} bytes covers every script)"]
 
     def dataset(self, config: TextConfig, data, global_batch_size: int, start_epoch: int = 0):
         train_ids, _, _ = self._split(config, data)

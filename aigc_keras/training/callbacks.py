@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .. import fileio, interrupts
+from .. import fileio, interrupts, lora
 from ..errors import AigcError, arg
 from ..folders import CHECKPOINT, epoch_file, epoch_of
 from ..imaging import encode_png
@@ -22,7 +22,8 @@ def scalar(value) -> float:
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """After each epoch, save the whole training state (weights and every optimizer) atomically.
+    """After each epoch, save the whole training state (weights and every optimizer; LoRA layers as they
+    are, see `lora`) atomically.
 
     The file is named by the number of finished epochs, so the state and its epoch can never
     disagree; older files are removed once the new one is in place.
@@ -37,6 +38,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         path = self.directory / epoch_file(epoch + 1, CHECKPOINT)
         with fileio.atomic_path(path, suffix=CHECKPOINT) as tmp:
             self.target.save_weights(tmp)
+            lora.save_raw(self.target, tmp)
         for old, _ in self.saved(self.directory):
             if old != path:
                 old.unlink(missing_ok=True)
@@ -60,6 +62,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         path, epochs = saved[-1]
         try:
             model.load_weights(path)
+            lora.restore_raw(model, path)
         except Exception:  # its text names Keras internals (variables, optimizer objects), not options
             import h5py
 

@@ -96,6 +96,11 @@ class Family:
         """(tf.data.Dataset of global batches for epochs start_epoch.., steps per epoch); see `data_epochs`."""
         raise NotImplementedError
 
+    def fine_tune_notes(self, config, data, data_info: dict, base_data: dict) -> list[str]:
+        """Lines `train --init-from` says about how this run's data differs from its base's (`base_data`,
+        the base's config.json entry), beyond the image size and the classes."""
+        return []
+
     def pass_steps(self, config, data_info: dict) -> int:
         """Optimizer steps of one pass over the training examples."""
         return max(data_info["num_examples"] // config.batch_size, 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import shutil
 import sys
@@ -12,12 +11,12 @@ from pathlib import Path
 from typing import Callable
 
 import keras
-import numpy as np
 
 from .. import fileio, folders, progress
 from ..errors import AigcError, arg
 from ..families import canonical, get_family
 from ..model_dir import ModelDir
+from ..networks import weights_fingerprint
 from ..precision import dtype_policy, float32_model
 from ..provenance import record
 from ..version import versions
@@ -30,6 +29,7 @@ from .callbacks import (
     TrainingBar,
 )
 from .distributed import packed_fit_data
+from .finetune import Base, adapt, merged, save_adapter
 from .strategy import (
     check_global_batch,
     is_chief,
@@ -76,22 +76,46 @@ def _train(config, shared: ModelDir, md: ModelDir, strategy, fresh: bool, callba
     `fresh` ignores the shared state (a worker while the chief clears it)."""
     family = get_family(config.family)
     keras.utils.set_random_seed(config.seed)
+    base = Base(ModelDir(config.init_from), config.family, shared.path) if config.init_from else None
+    if base:
+        log(base.settle(config))  # before the data: the base's options settle what follows the data
     data = family.load_data(config)  # first: it settles options that follow the data
     data_info = family.data_info(config, data)
+    notes, classes_differ = base.check(family, config, data, data_info) if base else ([], False)
+    for line in notes:
+        log(f"init from {base.md.path}: {line}")
     if not fresh:
         _check_resumable(shared, config, data_info)
+    base_info = _check_base(shared, base, family, fresh)
+    fine_tuned = []
     with strategy.scope(), dtype_policy(config.precision):
         model = family.build(config, data_info)
+        if base:
+            fine_tuned = base.start(family, model, classes_differ)
+        if config.lora_rank:
+            adapt(model, config, fine_tuned)
     done = 0 if fresh else _restore(model, shared)
     dataset, steps = family.dataset(config, data, config.batch_size, start_epoch=done)
     validation = family.validation_data(config, data)
     history = [entry for entry in shared.history() if entry["epoch"] <= done]
     folders.claim(md.path, folders.MODEL)
     fileio.write_json(md.config_file, {"family": family.name, "config": config.to_dict(), "data": data_info,
-                                       "versions": versions()})
+                                       "versions": versions(), **({"base": base_info} if base else {})})
+
+    def save():
+        """model.keras (merged, under LoRA, with the adapter on its own beside it); the model it holds."""
+        if not config.lora_rank:
+            fileio.save_keras(model, md.model)
+            return model
+        with strategy.scope(), dtype_policy(config.precision):
+            plain = merged(model, family.build(config, data_info))
+        save_adapter(md.adapter, model, fine_tuned, config, base_info)
+        fileio.save_keras(plain, md.model)
+        return plain
+
     if done >= config.epochs:
         if not md.model_is_whole():
-            fileio.save_keras(model, md.model)
+            model = save()
             log(f"wrote {md.model} from the checkpoint of epoch {done}")
         log(f"{shared.path} is already trained for {done} epochs: pass a larger {arg('epochs')} to train on, "
             f"or {arg('overwrite')} to start again")
@@ -127,12 +151,27 @@ def _train(config, shared: ModelDir, md: ModelDir, strategy, fresh: bool, callba
             verbose=verbose,
             shuffle=False,
         )
-    fileio.save_keras(model, md.model)
+    model = save()
     if md is shared:
-        log(f"saved {md.model}")
+        log(f"saved {md.model}" + (f" (merged) and its adapter {md.adapter}" if config.lora_rank else ""))
     if is_multi_worker(strategy):
         log(f"worker {worker_index(strategy)}: weights fingerprint {weights_fingerprint(model)}")
     return model
+
+
+def _check_base(md: ModelDir, base: Base | None, family, fresh: bool) -> dict | None:
+    """What config.json records of the base of `--init-from`; a run resumes only on the base it started
+    from (its label layers and, under LoRA, its adapter fit only that one)."""
+    if base is None:
+        return None
+    info = {"path": str(base.md.path.resolve()), "fingerprint": base.fingerprint(family)}
+    has_state = bool(EpochCheckpoint.saved(md.checkpoints))
+    then = md.record().get("base", {}) if has_state and not fresh and md.config_file.exists() else {}
+    if then and then.get("fingerprint") != info["fingerprint"]:
+        raise AigcError(f"{arg('init_from')} {base.md.path} is not the model this run in {md.path} started from "
+                        f"(weights fingerprint {then.get('fingerprint')} then, {info['fingerprint']} now); its "
+                        f"checkpoints are kept: restore that base to resume, or pass {arg('overwrite')}")
+    return info
 
 
 def _restore(model: keras.Model, md: ModelDir) -> int:
@@ -157,14 +196,6 @@ def _divergence_cause(config) -> str:
                       for f, _ in config.field_specs() if "learning_rate" in f.name)
     return (f"a learning rate too high ({rates}): rerun the same command with a lower one to resume from the "
             f"last checkpoint, or add {arg('overwrite')} to start again")
-
-
-def weights_fingerprint(model: keras.Model) -> str:
-    """A short hash of every weight's bytes: equal on all workers when they trained in sync."""
-    digest = hashlib.sha256()
-    for weight in model.weights:
-        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
-    return digest.hexdigest()[:16]
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ class VAEConfig(ImageTrainConfig):
 
     family: ClassVar[str] = "vae"
     QUICK: ClassVar[dict] = {"epochs": 3, "steps_per_epoch": 600}
+    NETWORK: ClassVar[tuple[str, ...]] = ("latent_dim", "base_filters")
 
     epochs: int = option(10, "number of epochs to train", min=1, resumable=True)
     batch_size: int = option(64, "global batch size, split across replicas", min=1)
