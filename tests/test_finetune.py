@@ -158,6 +158,8 @@ def test_full_fine_tuning_starts_from_the_base_weights(base_gan, tmp_path):
 def test_every_mismatch_gets_one_line(base_gan, tmp_path, capsys):
     base = base_gan / "base"
     tiny = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "1", "--strategy", "default"]
+    np.savez(tmp_path / "unlabelled.npz", images=make_images()[0])
+    unlabelled = f"npz:{tmp_path / 'unlabelled.npz'}"
     cases = {
         "holds 32x32x3 ones: a fine-tune keeps the image size and channels":
             ["train", "gan", "--data", npz(tmp_path / "rgb.npz", size=32, channels=3), "--init-from", base],
@@ -168,6 +170,8 @@ def test_every_mismatch_gets_one_line(base_gan, tmp_path, capsys):
         "--base-filters 16: the model of --init-from has 8": ["train", "gan", "--data", npz(tmp_path / "c.npz"),
                                                               "--init-from", base, "--base-filters", "16"],
         "does not exist": ["train", "gan", "--init-from", tmp_path / "nowhere"],
+        "the class-conditional model of --init-from needs labelled data": [
+            "train", "gan", "--data", unlabelled, "--init-from", base],
         "--lora-alpha applies to --lora-rank R": ["train", "gan", "--lora-alpha", "8"],
     }
     before = checksums(base)
@@ -191,7 +195,8 @@ def test_a_char_model_says_which_characters_its_base_lacks_and_never_draws_them(
     model = ak.train(ak.TextConfig(data=f"text:{tmp_path / 'zh.txt'}", init_from=str(tmp_path / "base"),
                                    lora_rank=2, **options), tmp_path / "mine", verbose=0, log=lines.append)
     (note,) = [line for line in lines if "not in the base's vocabulary" in line]
-    assert note.startswith(f"init from {tmp_path / 'base'}: 12 distinct characters of text:") and "e.g. 。上光前地床明是月疑:" in note
+    assert note.startswith(f"init from {tmp_path / 'base'}: 12 distinct characters of text:")
+    assert "e.g. 。上光前地床明是月疑:" in note
     assert model.tokenizer == ak.load(tmp_path / "base").tokenizer  # the base's ids
     assert "\ufffd" not in model.generate("the ", 200, temperature=1.5, seed=0)
 

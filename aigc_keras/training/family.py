@@ -48,7 +48,8 @@ def settled_image_data(config, data, check_shape):
         if config.conditional is None:
             config.conditional = bool(data.num_classes)
         elif config.conditional and not data.num_classes:
-            raise AigcError(f"{arg('conditional')} needs labelled data, and {config.data} has no labels")
+            who = f"the class-conditional model of {arg('init_from')}" if config.init_from else arg("conditional")
+            raise AigcError(f"{who} needs labelled data, and {config.data} has no labels")
     try:
         check_shape(data.image_shape)
     except AigcError as e:
