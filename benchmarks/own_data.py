@@ -121,6 +121,7 @@ def main() -> None:
         spec = DATA[name][0].format(d=data_dir)
         rows[run] = text_run(name, spec, args.out) if family == "text" else image_run(family, name, spec, args.out,
                                                                                    args.num)
+        rows[run]["machine"] = machine()
         print(table([rows[run]]).splitlines()[-1], flush=True)
         results = {"machine": machine(), "date": time.strftime("%Y-%m-%d"),
                    "rows": [rows[r] for r in RUNS if r in rows]}

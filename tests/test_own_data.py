@@ -19,13 +19,13 @@ from aigc_keras.metrics.image import memorisation
 TINY_GAN = dict(latent_dim=8, base_filters=8, strategy="default")
 
 
-def test_a_small_data_set_trains_as_many_steps_as_the_default_one_and_a_large_one_its_passes():
+def test_a_small_data_set_trains_the_family_budget_and_a_large_one_its_passes():
     family = get_family("gan")
     small = {"num_examples": 96}
     config = ak.GANConfig(**TINY_GAN, batch_size=16)
-    assert family.pass_steps(config, small) == 6 and family.steps_per_epoch(config, small) == 1875
+    assert family.pass_steps(config, small) == 6 and family.steps_per_epoch(config, small) == 1500
     line = family.budget(config, small)
-    assert line.startswith("budget: 6 epochs of 1,875 optimizer steps (11,250 in all)") and "312.5 passes" in line
+    assert line.startswith("budget: 6 epochs of 1,500 optimizer steps (9,000 in all)") and "250.0 passes" in line
     large = {"num_examples": 70_000}
     assert family.steps_per_epoch(config, large) == 4375 and "passes" not in family.budget(config, large)
     assert family.steps_per_epoch(ak.GANConfig(**TINY_GAN, steps_per_epoch=7), small) == 7  # still the user's

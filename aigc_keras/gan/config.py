@@ -21,7 +21,7 @@ class GANConfig(ImageTrainConfig):
 
     epochs: int = option(6, "number of epochs to train", min=1, resumable=True)
     batch_size: int = option(32, "global batch size, split across replicas", min=1)
-    min_epoch_steps: int = option(1875, MIN_EPOCH_HELP, min=0)  # a pass over the default data (60,000 digits / 32)
+    min_epoch_steps: int = option(1500, MIN_EPOCH_HELP, min=0)  # small data's budget, measured in docs/data.md
     latent_dim: int = option(100, "size of the generator's input noise z", min=1)
     base_filters: int = option(
         32, "channels of the full-resolution layers; doubled at each lower resolution", min=1
