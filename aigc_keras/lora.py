@@ -72,10 +72,6 @@ def enable(model, rank: int, alpha: float | None = None, whole=()) -> list:
     return layers
 
 
-def adapter_weights(layer) -> list:
-    return [v for v in layer.weights if v.name in ADAPTER_NAMES]
-
-
 def merged_weights(model) -> list[np.ndarray]:
     """`model`'s weights as the same model without LoRA holds them (`set_weights` of a plain copy):
     each adapted kernel merged with its adapter."""
@@ -90,36 +86,25 @@ def merged_weights(model) -> list[np.ndarray]:
 def save_raw(model, path: str | Path) -> None:
     """Add the adapted layers' variables, as they are, to the Keras weights file `path`."""
     layers = adapted(model)
-    if not layers:
-        return
-    with h5py.File(path, "a") as f:
-        group = f.create_group(RAW_GROUP)
-        for i, layer in enumerate(layers):
-            for j, variable in enumerate(layer.weights):
-                group[f"{i}/{j}"] = keras.ops.convert_to_numpy(variable)
+    if layers:
+        with h5py.File(path, "a") as f:
+            _write(f.create_group(RAW_GROUP), [layer.weights for layer in layers])
 
 
 def restore_raw(model, path: str | Path) -> None:
     """After `model.load_weights(path)`: the adapted layers' variables as `save_raw` wrote them."""
     layers = adapted(model)
-    if not layers:
-        return
-    with h5py.File(path, "r") as f:
-        group = f[RAW_GROUP]
-        for i, layer in enumerate(layers):
-            for j, variable in enumerate(layer.weights):
-                variable.assign(group[f"{i}/{j}"][()])
+    if layers:
+        with h5py.File(path, "r") as f:
+            _assign(_read(f[RAW_GROUP]), [layer.weights for layer in layers], "checkpoint's LoRA layers")
 
 
 def save_adapter(path: str | Path, model, whole=(), **attrs) -> None:
     """Write the adapter of `model` on its own: every adapted layer's A and B, the weights of the layers
     in `whole`, and `attrs` (JSON values: its rank, alpha, base, ...)."""
     with h5py.File(path, "w") as f:
-        for name, layers, pick in (("adapters", adapted(model), adapter_weights), ("whole", whole, _weights)):
-            group = f.create_group(name)
-            for i, layer in enumerate(layers):
-                for j, variable in enumerate(pick(layer)):
-                    group[f"{i}/{j}"] = keras.ops.convert_to_numpy(variable)
+        for name, variables in _adapter_variables(model, whole).items():
+            _write(f.create_group(name), variables)
         f.attrs["aigc_keras"] = json.dumps(attrs)
 
 
@@ -127,26 +112,39 @@ def read_adapter(path: str | Path) -> tuple[dict, dict[str, list[list[np.ndarray
     """(attrs, {"adapters": [[A, B] per adapted layer], "whole": [weights per whole layer]}) of an adapter
     file; raises OSError, KeyError or ValueError when it is not one."""
     with h5py.File(path, "r") as f:
-        attrs = json.loads(f.attrs["aigc_keras"])
-        arrays = {name: [[f[name][i][str(j)][()] for j in range(len(f[name][i]))]
-                         for i in map(str, range(len(f[name])))] for name in ("adapters", "whole")}
-    return attrs, arrays
+        return json.loads(f.attrs["aigc_keras"]), {name: _read(f[name]) for name in ("adapters", "whole")}
 
 
 def load_adapter_weights(arrays: dict, model, whole=()) -> None:
     """Assign what `read_adapter` read to `model` (adapted like the model that saved it); a ValueError
     when the layers or shapes differ."""
-    for name, layers, pick in (("adapters", adapted(model), adapter_weights), ("whole", whole, _weights)):
-        values = arrays[name]
-        variables = [pick(layer) for layer in layers]
-        if len(values) != len(variables) or any(len(v) != len(w) or any(a.shape != tuple(b.shape)
-                                                                          for a, b in zip(v, w))
-                                                 for v, w in zip(values, variables)):
-            raise ValueError(f"the adapter's {name} do not fit this model")
-        for value, layer_variables in zip(values, variables):
-            for a, variable in zip(value, layer_variables):
-                variable.assign(a)
+    for name, variables in _adapter_variables(model, whole).items():
+        _assign(arrays[name], variables, f"adapter's {name}")
 
 
-def _weights(layer) -> list:
-    return list(layer.weights)
+def _adapter_variables(model, whole) -> dict[str, list[list]]:
+    return {"adapters": [[v for v in layer.weights if v.name in ADAPTER_NAMES] for layer in adapted(model)],
+            "whole": [list(layer.weights) for layer in whole]}
+
+
+def _write(group, variables: list[list]) -> None:
+    """Each layer's variables as datasets "i/j" of `group`."""
+    for i, layer_variables in enumerate(variables):
+        for j, variable in enumerate(layer_variables):
+            group[f"{i}/{j}"] = keras.ops.convert_to_numpy(variable)
+
+
+def _read(group) -> list[list[np.ndarray]]:
+    """What `_write` wrote in `group`."""
+    return [[group[str(i)][str(j)][()] for j in range(len(group[str(i)]))] for i in range(len(group))]
+
+
+def _assign(values: list[list[np.ndarray]], variables: list[list], what: str) -> None:
+    """Assign `values` (as `_read` gives them) to `variables`; a ValueError when they do not fit."""
+    fits = len(values) == len(variables) and all(
+        len(v) == len(w) and all(a.shape == tuple(b.shape) for a, b in zip(v, w)) for v, w in zip(values, variables))
+    if not fits:
+        raise ValueError(f"the {what} do not fit this model")
+    for layer_values, layer_variables in zip(values, variables):
+        for value, variable in zip(layer_values, layer_variables):
+            variable.assign(value)

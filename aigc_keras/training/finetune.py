@@ -128,9 +128,10 @@ def assemble(md, base_md, family_name: str):
         raise AigcError(f"{md.adapter} is damaged (not an adapter that aigc-keras wrote)") from None
     family, record, config = get_family(family_name), md.record(), md.config(family_name)
     base = Base(base_md, family_name)
-    if base.fingerprint(family) != expected:
+    found = base.fingerprint(family)
+    if found != expected:
         raise AigcError(f"{md.adapter} adapts the model of weights fingerprint {expected}, and {base_md.path} now "
-                        f"holds {base.fingerprint(family)}: restore that base, or train the adapter again on this one")
+                        f"holds {found}: restore that base, or train the adapter again on this one")
     with dtype_policy("float32"):
         model = family.build(config, record["data"])
         fresh = base.start(family, model, classes_differ=True)

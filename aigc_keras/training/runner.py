@@ -84,9 +84,9 @@ def _train(config, shared: ModelDir, md: ModelDir, strategy, fresh: bool, callba
     notes, classes_differ = base.check(family, config, data, data_info) if base else ([], False)
     for line in notes:
         log(f"init from {base.md.path}: {line}")
+    base_info = {"path": str(base.md.path.resolve()), "fingerprint": base.fingerprint(family)} if base else None
     if not fresh:
-        _check_resumable(shared, config, data_info)
-    base_info = _check_base(shared, base, family, fresh)
+        _check_resumable(shared, config, data_info, base_info)
     fine_tuned = []
     with strategy.scope(), dtype_policy(config.precision):
         model = family.build(config, data_info)
@@ -159,21 +159,6 @@ def _train(config, shared: ModelDir, md: ModelDir, strategy, fresh: bool, callba
     return model
 
 
-def _check_base(md: ModelDir, base: Base | None, family, fresh: bool) -> dict | None:
-    """What config.json records of the base of `--init-from`; a run resumes only on the base it started
-    from (its label layers and, under LoRA, its adapter fit only that one)."""
-    if base is None:
-        return None
-    info = {"path": str(base.md.path.resolve()), "fingerprint": base.fingerprint(family)}
-    has_state = bool(EpochCheckpoint.saved(md.checkpoints))
-    then = md.record().get("base", {}) if has_state and not fresh and md.config_file.exists() else {}
-    if then and then.get("fingerprint") != info["fingerprint"]:
-        raise AigcError(f"{arg('init_from')} {base.md.path} is not the model this run in {md.path} started from "
-                        f"(weights fingerprint {then.get('fingerprint')} then, {info['fingerprint']} now); its "
-                        f"checkpoints are kept: restore that base to resume, or pass {arg('overwrite')}")
-    return info
-
-
 def _restore(model: keras.Model, md: ModelDir) -> int:
     """Restore the last checkpoint (returns its finished epochs), keeping the learning rates the
     model was built with: a run may resume with a lower rate (after a divergence, say)."""
@@ -208,7 +193,7 @@ def _scratch_dir(strategy):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _check_resumable(md: ModelDir, config, data_info: dict) -> None:
+def _check_resumable(md: ModelDir, config, data_info: dict, base_info: dict | None) -> None:
     """Refuse to mix a new run with a different one already in `md` (that would lose it). The data is
     compared before the options, since options the data settles (`flip`, ...) change with it."""
     has_state = bool(EpochCheckpoint.saved(md.checkpoints)) or md.model.exists()
@@ -229,6 +214,12 @@ def _check_resumable(md: ModelDir, config, data_info: dict) -> None:
             f"{md.path} holds a run with other options ({'; '.join(conflicts)}); rerun it with "
             f"the same options, {hint}"
         )
+    then = record.get("base") or {}
+    if base_info and then.get("fingerprint") != base_info["fingerprint"]:
+        # its label layers and, under LoRA, its adapter fit only the base it started from
+        raise AigcError(f"{arg('init_from')} {config.init_from} is not the model this run in {md.path} started "
+                        f"from (weights fingerprint {then.get('fingerprint')} then, {base_info['fingerprint']} now); "
+                        f"its checkpoints are kept: restore that base to resume, or pass {arg('overwrite')}")
 
 
 def _check_same_data(md: ModelDir, config, data_info: dict) -> None:
