@@ -190,6 +190,7 @@ def test_every_snippet_of_the_readme_python_api_section_runs(tmp_path):
         assert digits.shape == (10, 28, 28, 1)
         import os
         assert os.path.isfile("diffusion.keras") and os.path.isfile("export/gan/model.tflite")
+        assert os.path.isfile("runs/mine/adapter.lora.h5") and os.path.isfile("runs/mine/model.keras")
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
