@@ -124,9 +124,11 @@ def averaged_weights(ema: keras.Model, network: keras.Model) -> tuple[list, list
 
 
 def ema_copy(network: keras.Model, name: str) -> keras.Model:
-    """A fresh network of the same architecture holding `network`'s current weights."""
+    """A fresh network of the same architecture holding `network`'s current weights; not trainable:
+    it follows the network's average, no optimizer steps it."""
     copy = type(network).from_config({**network.get_config(), "name": name})
     copy.set_weights(network.get_weights())
+    copy.trainable = False
     return copy
 
 

@@ -56,21 +56,26 @@ def image_run(family: str, name: str, spec: str, out: Path, num: int) -> dict:
     budget = next((line for line in stdout.splitlines() if line.startswith("budget:")), "")
     if not (classifier / "model.keras").exists():
         aigc("train", "classifier", "--data", spec, "--model-dir", classifier, "--epochs", DATA[name][1])
-    aigc("evaluate", model, "--classifier", classifier, "--num", num)
-    metrics = json.loads((model / "metrics.json").read_text())
     history = json.loads((model / "history.json").read_text())
     picture = ROOT / "docs" / f"own-data-{family}-{name}.png"
     aigc("sample", family, "--model", model, "--num", 64, "--seed", 0, "--out", picture)
-    accuracy = json.loads((classifier / "history.json").read_text())[-1].get("val_accuracy")
     return {"run": f"{family}:{name}", "train_minutes": round(sum(h["seconds"] for h in history) / 60, 1),
-            "command_minutes": round(seconds / 60, 1), "budget": budget,
-            "fid": metrics["samples"]["fid"], "kid": metrics["samples"]["kid"],
-            "fid_floor": metrics["real_vs_real"]["fid"], "kid_floor": metrics["real_vs_real"]["kid"],
-            "min_class_share": metrics.get("mode_coverage", {}).get("samples", {}).get("min_class_share"),
-            "real_min_class_share": metrics.get("mode_coverage", {}).get("real", {}).get("min_class_share"),
-            "memorisation": metrics["memorisation"]["ratio"], "features": metrics["features"],
-            "classifier_val_accuracy": accuracy, "num": metrics["num_samples"],
+            "command_minutes": round(seconds / 60, 1), "budget": budget, **image_scores(model, classifier, num),
             "picture": str(picture.relative_to(ROOT))}
+
+
+def image_scores(model: Path, classifier: Path, num: int) -> dict:
+    """`aigc-keras evaluate` of an image model in `classifier`'s features, as a benchmark row's fields."""
+    aigc("evaluate", model, "--classifier", classifier, "--num", num)
+    metrics = json.loads((model / "metrics.json").read_text())
+    coverage = metrics.get("mode_coverage", {})
+    return {"fid": metrics["samples"]["fid"], "kid": metrics["samples"]["kid"],
+            "fid_floor": metrics["real_vs_real"]["fid"], "kid_floor": metrics["real_vs_real"]["kid"],
+            "min_class_share": coverage.get("samples", {}).get("min_class_share"),
+            "real_min_class_share": coverage.get("real", {}).get("min_class_share"),
+            "memorisation": metrics["memorisation"]["ratio"], "features": metrics["features"],
+            "classifier_val_accuracy": json.loads((classifier / "history.json").read_text())[-1].get("val_accuracy"),
+            "num": metrics["num_samples"]}
 
 
 def text_run(name: str, spec: str, out: Path) -> dict:

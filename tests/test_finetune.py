@@ -72,6 +72,9 @@ def test_lora_changes_only_the_adapted_kernels_by_their_adapter_and_the_base_sta
         else:
             np.testing.assert_array_equal(got, want, err_msg=variable.path)  # bit for bit: frozen
     assert checksums(base_gan / "base") == before  # the source folder is never written
+    trained = {id(layer) for network in (base.generator, base.discriminator) for layer in lora.layers_of(network)}
+    size = sum(a.size + b.size for layer, (a, b) in zip(layers, arrays["adapters"]) if id(layer) in trained)
+    assert f"weights: {size:,} of " in "\n".join(lines)  # the EMA generator's adapters follow, not train
 
 
 def test_a_lora_run_resumes_with_its_adapters_as_they_were(base_gan, tmp_path):

@@ -29,7 +29,7 @@ from .callbacks import (
     TrainingBar,
 )
 from .distributed import packed_fit_data
-from .finetune import Base, adapt, merged, save_adapter
+from .finetune import Base, adapt, merged, save_adapter, trained_share
 from .strategy import (
     check_global_batch,
     is_chief,
@@ -94,6 +94,7 @@ def _train(config, shared: ModelDir, md: ModelDir, strategy, fresh: bool, callba
             fine_tuned = base.start(family, model, classes_differ)
         if config.lora_rank:
             adapt(model, config, fine_tuned)
+    log(f"weights: {trained_share(model)}")
     done = 0 if fresh else _restore(model, shared)
     dataset, steps = family.dataset(config, data, config.batch_size, start_epoch=done)
     validation = family.validation_data(config, data)
