@@ -85,6 +85,8 @@ class TrainConfig:
             raise AigcError(f"{arg('lora_rank')} adapts a trained model: add {arg('init_from')} MODEL_DIR")
         if self.lora_alpha is not None and not self.lora_rank:
             raise AigcError(f"{arg('lora_alpha')} applies to {arg('lora_rank')} R")
+        if self.lora_rank and self.lora_alpha is None:
+            self.lora_alpha = float(self.lora_rank)
 
     @classmethod
     def quick(cls, **options) -> "TrainConfig":

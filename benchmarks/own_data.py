@@ -99,13 +99,17 @@ def table(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         if "fid" in r:
-            share = "-" if r["min_class_share"] is None else \
-                f"{r['min_class_share']:.1%} ({r['real_min_class_share']:.1%})"
-            lines.append(f"| {r['run']} | {r['train_minutes']} | {r['fid']:.2f} ({r['fid_floor']:.2f}) | "
-                         f"{r['kid']:.3f} ({r['kid_floor']:.3f}) | {share} | {r['memorisation']:.2f} | |")
+            lines.append(f"| {r['run']} | {r['train_minutes']} | {score_cells(r)} | |")
         else:
             lines.append(f"| {r['run']} | {r['train_minutes']} | | | | | {r['bits_per_character']:.3f} |")
     return "\n".join(lines)
+
+
+def score_cells(r: dict) -> str:
+    """An image row's FID (floor) | KID (floor) | smallest class (real) | memorisation cells."""
+    share = "-" if r["min_class_share"] is None else f"{r['min_class_share']:.1%} ({r['real_min_class_share']:.1%})"
+    return (f"{r['fid']:.2f} ({r['fid_floor']:.2f}) | {r['kid']:.3f} ({r['kid_floor']:.3f}) | {share} | "
+            f"{r['memorisation']:.2f}")
 
 
 def main() -> None:
@@ -117,10 +121,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "own_data")
     args = parser.parse_args()
     data_dir = Path(args.data_dir).resolve()
-    args.out.mkdir(parents=True, exist_ok=True)
-    results_file = args.out / "results.json"
-    saved = json.loads(results_file.read_text()) if results_file.exists() else {"rows": []}
-    rows = {r["run"]: r for r in saved["rows"]}
+    rows = {r["run"]: r for r in saved_rows(args.out)}
     for run in args.runs:
         family, name = run.split(":")
         spec = DATA[name][0].format(d=data_dir)
@@ -128,11 +129,22 @@ def main() -> None:
                                                                                    args.num)
         rows[run]["machine"] = machine()
         print(table([rows[run]]).splitlines()[-1], flush=True)
-        results = {"machine": machine(), "date": time.strftime("%Y-%m-%d"),
-                   "rows": [rows[r] for r in RUNS if r in rows]}
-        results_file.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    (args.out / "table.md").write_text(table(results["rows"]) + "\n")
-    print(table(results["rows"]))
+        save_rows(args.out, [rows[r] for r in RUNS if r in rows], table)
+
+
+def saved_rows(out: Path) -> list[dict]:
+    """The rows of `out`/results.json (the folder made if need be): a rerun keeps the rows it does not redo."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    return json.loads(path.read_text())["rows"] if path.exists() else []
+
+
+def save_rows(out: Path, rows: list[dict], table) -> None:
+    """results.json (dated; each row names its machine) and table.md (`table(rows)`) in `out`; print the table."""
+    (out / "results.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=2,
+                                                 ensure_ascii=False) + "\n")
+    (out / "table.md").write_text(table(rows) + "\n")
+    print(table(rows), flush=True)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def _fine_tune(md, record: dict) -> dict:
         return {}
     config = record["config"]
     adapter = {"file": md.adapter.name, "bytes": md.adapter.stat().st_size, "rank": config["lora_rank"],
-               "alpha": config["lora_alpha"] or config["lora_rank"], "merged": True} \
+               "alpha": config["lora_alpha"], "merged": True} \
         if config.get("lora_rank") and md.adapter.is_file() else None
     return {"base": record["base"], "adapter": adapter}
 

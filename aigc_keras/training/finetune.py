@@ -41,7 +41,7 @@ class Base:
     def settle(self, config) -> str:
         """Take the base's network options into `config`; return the line `train` says about it."""
         taken = config.inherit(self.config)
-        how = (f"only LoRA adapters of rank {config.lora_rank} (alpha {config.lora_alpha or config.lora_rank:g}) "
+        how = (f"only LoRA adapters of rank {config.lora_rank} (alpha {config.lora_alpha:g}) "
                "train, on its frozen weights" if config.lora_rank else "every weight trains on")
         return (f"init from {self.md.path}: its networks ({', '.join(taken) or 'the default options'}) and "
                 f"weights; {how}, with a fresh optimizer")
@@ -103,7 +103,7 @@ def adapt(model, config, fresh) -> None:
 
 def trained_share(model) -> str:
     """How many of `model`'s weights train, as `train` says it."""
-    total, trained = (sum(int(np.prod(v.shape)) for v in weights) for weights in (model.weights, model.trainable_weights))
+    total, trained = (sum(int(np.prod(v.shape)) for v in group) for group in (model.weights, model.trainable_weights))
     return f"{trained:,} of {total:,} train ({trained / total:.1%})"
 
 
@@ -118,7 +118,7 @@ def save_adapter(path: Path, model, fresh, config, base: dict) -> None:
     fingerprint)."""
     with fileio.atomic_path(path, suffix=".h5") as tmp:
         lora.save_adapter(tmp, model, fresh, family=config.family, rank=config.lora_rank,
-                          alpha=config.lora_alpha or config.lora_rank, base=base)
+                          alpha=config.lora_alpha, base=base)
 
 
 def assemble(md, base_md, family_name: str):
