@@ -50,8 +50,9 @@ def steps(budget: tuple[int, int] | None) -> list[str]:
 
 def subset(data_dir: Path, out: Path) -> str:
     """The npz spec of SUBSET pictures of each Fashion-MNIST class (the first ones, in file order)."""
-    path = out / "fashion-500.npz"
+    path = out / "data" / "fashion-500.npz"
     if not path.exists():
+        path.parent.mkdir(exist_ok=True)
         import aigc_keras as ak
 
         images, labels = ak.load_data(DATA["fashion"][0].format(d=data_dir))
@@ -60,19 +61,21 @@ def subset(data_dir: Path, out: Path) -> str:
     return f"npz:{path}"
 
 
-def trained(stdout: str) -> int | None:
-    """The weights that trained, from train's `init from` line (None: from scratch, every weight)."""
-    found = re.search(r"([\d,]+) of [\d,]+ weights train", stdout)
-    return int(found.group(1).replace(",", "")) if found else None
+def trained(stdout: str) -> int:
+    """The weights that train, from train's `weights:` line."""
+    return int(re.search(r"^weights: ([\d,]+) of [\d,]+ train", stdout, flags=re.M).group(1).replace(",", ""))
 
 
 def run_row(family: str, name: str, model: Path, stdout: str) -> dict:
-    history = json.loads((model / "history.json").read_text())
-    config = json.loads((model / "config.json").read_text())["config"]
-    seconds = sum(h["seconds"] for h in history)
+    from aigc_keras.families import get_family
+    from aigc_keras.model_dir import ModelDir
+
+    md = ModelDir(model)
+    config = md.config(family)
+    steps = config.epochs * get_family(family).steps_per_epoch(config, md.record()["data"])
+    seconds = sum(h["seconds"] for h in md.history())
     adapter = model / "adapter.lora.h5"
-    return {"family": family, "run": name, "steps": config["epochs"] * config["steps_per_epoch"],
-            "seconds_per_step": round(seconds / (config["epochs"] * config["steps_per_epoch"]), 4),
+    return {"family": family, "run": name, "steps": steps, "seconds_per_step": round(seconds / steps, 4),
             "train_minutes": round(seconds / 60, 1), "trained_weights": trained(stdout),
             "model_bytes": (model / "model.keras").stat().st_size,
             "adapter_bytes": adapter.stat().st_size if adapter.exists() else None}
@@ -103,7 +106,7 @@ def family_rows(family: str, data_dir: Path, out: Path) -> list[dict]:
                                  "--seed", 1, "--temperature", "0.8")[1]
         else:
             row.update(image_scores(model, classifier, NUM))
-            picture = out / f"{family}-{name}.png"
+            picture = model / "benchmark-samples.png"
             aigc("sample", family, "--model", model, "--num", 16, "--seed", 0, "--out", picture)
             pictures.append((name, picture))
         rows.append(row)
@@ -132,11 +135,10 @@ def table(rows: list[dict]) -> str:
     lines = ["| family | run | steps | s/step | weights trained | model.keras | adapter | FID (floor) | KID (floor) "
              "| smallest class (real) | memorisation | val bits/char |", "|---" * 12 + "|"]
     for r in rows:
-        weights = "all" if r["trained_weights"] is None else f"{r['trained_weights']:,}"
         adapter = "" if r["adapter_bytes"] is None else \
             f"{r['adapter_bytes'] / 1e3:.0f} KB ({r['adapter_bytes'] / r['model_bytes']:.1%})"
-        head = (f"| {r['family']} | {r['run']} | {r['steps']:,} | {r['seconds_per_step']:.3f} | {weights} | "
-                f"{r['model_bytes'] / 1e6:.1f} MB | {adapter} |")
+        head = (f"| {r['family']} | {r['run']} | {r['steps']:,} | {r['seconds_per_step']:.3f} | "
+                f"{r['trained_weights']:,} | {r['model_bytes'] / 1e6:.1f} MB | {adapter} |")
         if "fid" in r:
             lines.append(f"{head} {score_cells(r)} | |")
         else:
