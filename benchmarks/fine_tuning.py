@@ -13,9 +13,9 @@ saves (model.keras, and the adapter file under LoRA).
     python benchmarks/fine_tuning.py --data-dir ../shared/data
     python benchmarks/fine_tuning.py --data-dir ../shared/data --families gan
 
-A finished run is not trained again (train resumes, and a finished run returns at once), so the script
-can be stopped and started again. Saves results.json and table.md in --out, and one picture per family
-(a row of 16 samples per run) to docs/.
+A run in results.json is not run again, and train resumes an interrupted one, so the script can be
+stopped and started again (delete results.json to measure again). Saves results.json and table.md in
+--out, and one picture per family (a row of 16 samples per run) to docs/.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def run_row(family: str, name: str, model: Path, stdout: str) -> dict:
             "adapter_bytes": adapter.stat().st_size if adapter.exists() else None}
 
 
-def family_rows(family: str, data_dir: Path, out: Path) -> list[dict]:
+def family_rows(family: str, data_dir: Path, out: Path, done: set[str]) -> list[dict]:
+    """The rows of `family`'s runs not in `done` (those measured before are kept as they are)."""
     base_data, base_steps, tune_steps, options = FAMILIES[family]
     base = out / f"{family}-base"
     aigc("train", family, "--data", base_data, "--model-dir", base, *steps(base_steps), *options)
@@ -96,6 +97,10 @@ def family_rows(family: str, data_dir: Path, out: Path) -> list[dict]:
     rows, pictures = [], []
     for name, rank in RUNS.items():
         model = out / f"{family}-{name}"
+        picture = model / "benchmark-samples.png"
+        pictures.append((name, picture))
+        if name in done:
+            continue
         extra = [] if rank is None else ["--init-from", base, *(["--lora-rank", rank] if rank else [])]
         _, stdout = aigc("train", family, "--data", spec, "--model-dir", model, *steps(tune_steps), *options, *extra)
         row = run_row(family, name, model, stdout)
@@ -106,12 +111,10 @@ def family_rows(family: str, data_dir: Path, out: Path) -> list[dict]:
                                  "--seed", 1, "--temperature", "0.8")[1]
         else:
             row.update(image_scores(model, classifier, NUM))
-            picture = model / "benchmark-samples.png"
             aigc("sample", family, "--model", model, "--num", 16, "--seed", 0, "--out", picture)
-            pictures.append((name, picture))
         rows.append(row)
         print(table([row]).splitlines()[-1], flush=True)
-    if pictures:
+    if family != "text":
         montage(pictures, ROOT / "docs" / f"fine-tuning-{family}.png")
     return rows
 
@@ -155,7 +158,7 @@ def main() -> None:
     data_dir = Path(args.data_dir).resolve()
     rows = {(r["family"], r["run"]): r for r in saved_rows(args.out)}
     for family in args.families:
-        for row in family_rows(family, data_dir, args.out):
+        for row in family_rows(family, data_dir, args.out, {r for f, r in rows if f == family}):
             rows[family, row["run"]] = {**row, "machine": machine()}
         save_rows(args.out, [rows[f, r] for f in FAMILIES for r in RUNS if (f, r) in rows], table)
 

@@ -94,7 +94,6 @@ def _train(config, shared: ModelDir, md: ModelDir, strategy, fresh: bool, callba
             fine_tuned = base.start(family, model, classes_differ)
         if config.lora_rank:
             adapt(model, config, fine_tuned)
-    log(f"weights: {trained_share(model)}")
     done = 0 if fresh else _restore(model, shared)
     dataset, steps = family.dataset(config, data, config.batch_size, start_epoch=done)
     validation = family.validation_data(config, data)
@@ -122,6 +121,7 @@ def _train(config, shared: ModelDir, md: ModelDir, strategy, fresh: bool, callba
             f"or {arg('overwrite')} to start again")
         return model
     log(family.budget(config, data_info))
+    log(f"weights: {trained_share(model)}")
     if done:
         log(f"resuming {shared.path} after epoch {done} of {config.epochs}")
     if md is shared:
