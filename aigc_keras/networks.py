@@ -105,6 +105,12 @@ def activation_bytes(model: keras.Model) -> int:
     return total
 
 
+def trained_share(model: keras.Model) -> str:
+    """How many of `model`'s weights its optimizers update, of all it holds, as `train` says it."""
+    total, trained = model.count_params(), sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+    return f"{trained:,} of {total:,} train ({trained / total:.1%})"
+
+
 def weights_fingerprint(model: keras.Model) -> str:
     """A short hash of every weight's bytes: equal on all workers when they trained in sync, and what
     names the base of a fine-tune."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from .. import fileio, lora
 from ..errors import AigcError, arg
@@ -99,12 +98,6 @@ def adapt(model, config, fresh) -> None:
     inside the strategy scope the model was built in."""
     lora.enable(model, config.lora_rank, config.lora_alpha, whole=fresh)
     model.compile_from_config(model.get_compile_config())
-
-
-def trained_share(model) -> str:
-    """How many of `model`'s weights train, as `train` says it."""
-    total, trained = (sum(int(np.prod(v.shape)) for v in group) for group in (model.weights, model.trainable_weights))
-    return f"{trained:,} of {total:,} train ({trained / total:.1%})"
 
 
 def merged(model, plain):

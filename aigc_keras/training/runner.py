@@ -16,7 +16,7 @@ from .. import fileio, folders, progress
 from ..errors import AigcError, arg
 from ..families import canonical, get_family
 from ..model_dir import ModelDir
-from ..networks import weights_fingerprint
+from ..networks import trained_share, weights_fingerprint
 from ..precision import dtype_policy, float32_model
 from ..provenance import record
 from ..version import versions
@@ -29,7 +29,7 @@ from .callbacks import (
     TrainingBar,
 )
 from .distributed import packed_fit_data
-from .finetune import Base, adapt, merged, save_adapter, trained_share
+from .finetune import Base, adapt, merged, save_adapter
 from .strategy import (
     check_global_batch,
     is_chief,
