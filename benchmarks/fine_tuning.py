@@ -21,7 +21,6 @@ stopped and started again (delete results.json to measure again). Saves results.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from own_data import DATA, ROOT, aigc, image_scores, save_rows, saved_rows, score_cells  # noqa: E402
+from own_data import DATA, ROOT, aigc, image_scores, save_rows, saved_rows, score_cells, text_scores  # noqa: E402
 from timing import machine  # noqa: E402
 
 # family -> (base data, base steps as (epochs, steps an epoch), fine-tune steps likewise, options of every
@@ -105,10 +104,7 @@ def family_rows(family: str, data_dir: Path, out: Path, done: set[str]) -> list[
         _, stdout = aigc("train", family, "--data", spec, "--model-dir", model, *steps(tune_steps), *options, *extra)
         row = run_row(family, name, model, stdout)
         if family == "text":
-            aigc("evaluate", model)
-            row["bits_per_character"] = json.loads((model / "metrics.json").read_text())["bits_per_character"]
-            row["sample"] = aigc("sample", "text", "--model", model, "--prompt", "《静夜思》\n", "--length", 60,
-                                 "--seed", 1, "--temperature", "0.8")[1]
+            row.update(text_scores(model, 60))
         else:
             row.update(image_scores(model, classifier, NUM))
             aigc("sample", family, "--model", model, "--num", 16, "--seed", 0, "--out", picture)

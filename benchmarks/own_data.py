@@ -81,16 +81,22 @@ def image_scores(model: Path, classifier: Path, num: int) -> dict:
 def text_run(name: str, spec: str, out: Path) -> dict:
     model = out / f"text-{name}"
     seconds, stdout = aigc("train", "text", "--data", spec, "--model-dir", model, *TEXT_OPTIONS)
-    aigc("evaluate", model)
-    metrics = json.loads((model / "metrics.json").read_text())
+    metrics = text_scores(model, 120)
     history = json.loads((model / "history.json").read_text())
-    _, poem = aigc("sample", "text", "--model", model, "--prompt", "《静夜思》\n", "--length", 120, "--seed", 1,
-                   "--temperature", "0.8")
-    (ROOT / "docs" / "own-data-text-poems.txt").write_text(poem)
+    (ROOT / "docs" / "own-data-text-poems.txt").write_text(metrics["sample"])
     return {"run": f"text:{name}", "train_minutes": round(sum(h["seconds"] for h in history) / 60, 1),
             "command_minutes": round(seconds / 60, 1),
-            "budget": next((line for line in stdout.splitlines() if line.startswith("budget:")), ""),
-            "bits_per_character": metrics["bits_per_character"], "unknown_characters": metrics["unknown_characters"],
+            "budget": next((line for line in stdout.splitlines() if line.startswith("budget:")), ""), **metrics}
+
+
+def text_scores(model: Path, length: int) -> dict:
+    """`aigc-keras evaluate` of a text model (validation bits per character) and a poem it writes to a title
+    prompt, as a benchmark row's fields."""
+    aigc("evaluate", model)
+    metrics = json.loads((model / "metrics.json").read_text())
+    _, poem = aigc("sample", "text", "--model", model, "--prompt", "《静夜思》\n", "--length", length, "--seed", 1,
+                   "--temperature", "0.8")
+    return {"bits_per_character": metrics["bits_per_character"], "unknown_characters": metrics["unknown_characters"],
             "characters": metrics["characters"], "sample": poem}
 
 
@@ -128,7 +134,6 @@ def main() -> None:
         rows[run] = text_run(name, spec, args.out) if family == "text" else image_run(family, name, spec, args.out,
                                                                                    args.num)
         rows[run]["machine"] = machine()
-        print(table([rows[run]]).splitlines()[-1], flush=True)
         save_rows(args.out, [rows[r] for r in RUNS if r in rows], table)
 
 
