@@ -88,6 +88,11 @@ class TrainConfig:
         if self.lora_rank and self.lora_alpha is None:
             self.lora_alpha = float(self.lora_rank)
 
+    @property
+    def start_option(self) -> str:
+        """The option that names the trained model this run starts from (`init_from`)."""
+        return "init_from"
+
     @classmethod
     def quick(cls, **options) -> "TrainConfig":
         """The quick run's config (`QUICK`, then `options`): a short run whose samples are rough, to see
@@ -165,8 +170,8 @@ class TrainConfig:
                 continue
             mine, theirs = getattr(self, f.name), getattr(base, f.name)
             if mine not in (f.default, theirs):
-                raise AigcError(f"{arg(f.name)} {mine!r}: the model of {arg('init_from')} has {theirs!r}, and a "
-                                f"fine-tune keeps its networks (leave it out)")
+                raise AigcError(f"{arg(f.name)} {mine!r}: the model of {arg(self.start_option)} has {theirs!r}, and "
+                                f"a run from a trained model keeps its networks (leave it out)")
             setattr(self, f.name, theirs)
             if theirs is not None:
                 taken.append(f"{arg(f.name)} {theirs}")

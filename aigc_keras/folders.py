@@ -84,6 +84,7 @@ class Layout:
 # The names of a model folder's entries (`model_dir.ModelDir` gives their paths) and of an export's.
 MODEL_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE = "model.keras", "config.json", "history.json", "metrics.json"
 ADAPTER_FILE = "adapter.lora.h5"  # a LoRA run's adapter on its own (`lora.save_adapter`)
+PAIRS_FILE = "teacher-pairs.npz"  # a distilled student's training data (`diffusion.reflow`)
 CHECKPOINTS, LOGS, SAMPLES = "checkpoints", "logs", "samples"
 CHECKPOINT = ".weights.h5"  # what a checkpoint's name ends with: samples/ holds .png and .txt
 TFLITE_FILE, METADATA_FILE, SAVED_MODEL = "model.tflite", "metadata.json", "saved_model"
@@ -101,7 +102,7 @@ def epoch_of(name: str, suffix: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-MODEL = Layout("model", (MODEL_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, ADAPTER_FILE), {
+MODEL = Layout("model", (MODEL_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, ADAPTER_FILE, PAIRS_FILE), {
     CHECKPOINTS: _EPOCH + re.escape(CHECKPOINT),
     LOGS: r"events\.out\.tfevents\..+",
     SAMPLES: _EPOCH + r"\.(png|txt)",

@@ -4,6 +4,7 @@
     config.json     family, options (the config dataclass), data description, versions
     history.json    one entry of metrics per finished epoch
     adapter.lora.h5 a LoRA run's adapter on its own, with its base's path and fingerprint
+    teacher-pairs.npz a distilled student's training data: its teacher's samples
     checkpoints/    full training state after the last finished epoch (resume, train on)
     logs/           TensorBoard
     samples/        a preview per epoch (PNG for image families)
@@ -23,6 +24,7 @@ class ModelDir:
         self.path = Path(path)
         self.model = self.path / folders.MODEL_FILE
         self.adapter = self.path / folders.ADAPTER_FILE
+        self.pairs = self.path / folders.PAIRS_FILE
         self.config_file = self.path / folders.CONFIG_FILE
         self.history_file = self.path / folders.HISTORY_FILE
         self.checkpoints = self.path / folders.CHECKPOINTS

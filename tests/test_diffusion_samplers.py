@@ -168,18 +168,22 @@ def test_heun_evaluates_twice_per_step_and_ends_at_t_0():
     np.testing.assert_allclose(t, [1, .75, .5, .25]) and np.testing.assert_allclose(t_prev, [.75, .5, .25, 0])
 
 
-@pytest.mark.parametrize("objective, timesteps, sampler, expected", [
-    ("flow", 1000, None, ("heun", 12)),  # 24 network calls
-    ("flow", 1000, "euler", ("euler", 25)),  # 25 calls: each sampler keeps its own default
-    ("eps", 1000, None, ("ddim", 50)),
-    ("eps", 20, "dpm++", ("dpm++", 20)),  # never more steps than T
-    ("v", 30, "ddpm", ("ddpm", 30)),
+@pytest.mark.parametrize("objective, timesteps, sampler, expected, distilled", [
+    ("flow", 1000, None, ("heun", 12), False),  # 24 network calls
+    ("flow", 1000, "euler", ("euler", 25), False),  # 25 calls: each sampler keeps its own default
+    ("eps", 1000, None, ("ddim", 50), False),
+    ("eps", 20, "dpm++", ("dpm++", 20), False),  # never more steps than T
+    ("v", 30, "ddpm", ("ddpm", 30), False),
+    ("flow", 1000, None, ("euler", 4), True),  # a reflowed student: straight paths, 4 calls
+    ("flow", 1000, "heun", ("heun", 12), True),
 ])
-def test_default_sampler_and_steps_follow_the_objective_and_the_sampler(objective, timesteps, sampler, expected):
+def test_default_sampler_and_steps_follow_the_objective_and_the_sampler(objective, timesteps, sampler, expected,
+                                                                         distilled):
     from types import SimpleNamespace
 
     from aigc_keras.diffusion.pipeline import resolve
 
-    model = SimpleNamespace(objective=objective, schedule=NoiseSchedule("linear", timesteps), num_classes=0)
+    model = SimpleNamespace(objective=objective, schedule=NoiseSchedule("linear", timesteps), num_classes=0,
+                            distilled=distilled)
     sampling = resolve(model, sampler)
     assert (sampling.name, sampling.steps) == expected

@@ -164,7 +164,7 @@ def test_every_mismatch_gets_one_line(base_gan, tmp_path, capsys):
     np.savez(tmp_path / "unlabelled.npz", images=make_images()[0])
     unlabelled = f"npz:{tmp_path / 'unlabelled.npz'}"
     cases = {
-        "holds 32x32x3 ones: a fine-tune keeps the image size and channels":
+        "holds 32x32x3 ones: a run from a trained model keeps its image size and channels":
             ["train", "gan", "--data", npz(tmp_path / "rgb.npz", size=32, channels=3), "--init-from", base],
         "holds a gan model, not a vae model": ["train", "vae", "--data", npz(tmp_path / "a.npz"), "--init-from", base],
         "is the folder this run trains into": ["train", "gan", "--data", npz(tmp_path / "b.npz"), "--init-from", base,

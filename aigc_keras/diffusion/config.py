@@ -20,10 +20,15 @@ GUIDANCE = 1.5
 
 
 DEFAULT_STEPS = {"ddim": 50, "dpm++": 50, "euler": 25, "heun": 12}  # ddpm: T. Heun calls the network twice a step
+DISTILLED_STEPS = 4  # a reflowed student's default: Euler in 4 network calls
+REFLOW_PAIRS = 20_000  # teacher samples a student trains on (`--distill-pairs`)
 
 
-def default_sampler(objective: str) -> str:
-    """The sampler that `sample`, `evaluate` and `export` use when none is given."""
+def default_sampler(objective: str, distilled: bool = False) -> str:
+    """The sampler that `sample`, `evaluate` and `export` use when none is given: Euler for a reflowed
+    student, whose paths are straight."""
+    if distilled:
+        return "euler"
     return "heun" if objective == "flow" else "ddim"
 
 
@@ -94,6 +99,25 @@ class DiffusionConfig(ImageTrainConfig):
     ema_momentum: float = option(0.999, "decay of the network EMA (with --ema)", min=0.0, max=0.99999)
     learning_rate: float = option(2e-3, "Adam learning rate (the peak, with --lr-schedule cosine)", min=0.0,
                                   resumable=True)
+    distill_from: Optional[str] = option(
+        None, "a trained flow model folder (the teacher, never written) to distil by reflow into a few-step "
+              "model: the run starts from its networks and weights and trains on --distill-pairs (noise, "
+              "sample) pairs of its default sampler, so that Euler in 1-4 steps samples it")
+    distill_pairs: int = option(REFLOW_PAIRS, "teacher samples drawn once for --distill-from (its training data)",
+                                min=1)
+
+    @property
+    def start_option(self) -> str:
+        return "distill_from" if self.distill_from else "init_from"
+
+    def __post_init__(self):
+        if self.distill_from is not None:
+            if self.init_from not in (None, self.distill_from):
+                raise AigcError(f"{arg('distill_from')} starts from its teacher: leave out {arg('init_from')}")
+            self.init_from = self.distill_from
+        elif self.distill_pairs != REFLOW_PAIRS:
+            raise AigcError(f"{arg('distill_pairs')} applies to {arg('distill_from')} TEACHER")
+        super().__post_init__()
 
     @classmethod
     def from_dict(cls, values: dict, source: str | None = None) -> "DiffusionConfig":

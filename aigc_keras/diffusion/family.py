@@ -9,11 +9,13 @@ from ..errors import AigcError, arg
 from ..export.litert import Endpoint, uint8_images
 from ..imaging import grid
 from ..inputs import noise_and_labels
+from ..model_dir import ModelDir
 from ..networks import pixels
 from ..training.family import ImageFamily, data_epochs
-from .config import EXPORT_SAMPLERS, GUIDANCE, DiffusionConfig, default_patch
+from .config import DISTILLED_STEPS, EXPORT_SAMPLERS, GUIDANCE, DiffusionConfig, default_patch
 from .model import DiffusionModel
 from .pipeline import edit_fn, generate_fn, resolve
+from .reflow import teacher_pairs
 from .samplers import DDIMSampler, EulerSampler
 from .unet import UNet, check_image_size
 
@@ -40,6 +42,40 @@ class DiffusionFamily(ImageFamily):
             config.patch = default_patch(image_shape)
         check_image_size(image_shape, config.levels, config.patch)
 
+    def load_data(self, config: DiffusionConfig):
+        if config.distill_from and config.data == DiffusionConfig.data:  # unset: the teacher's data
+            config.data = self._teacher_data(config)["spec"]
+        return super().load_data(config)
+
+    @staticmethod
+    def _teacher_data(config: DiffusionConfig) -> dict:
+        return ModelDir(config.distill_from).record().get("data", {})
+
+    def fine_tune_notes(self, config: DiffusionConfig, data, data_info: dict, base_data: dict) -> list[str]:
+        """A student is refused, in one line, a teacher that is not a flow or learnt other data."""
+        if not config.distill_from:
+            return []
+        flag = f"{arg('distill_from')} {config.distill_from}"
+        if config.objective != "flow":
+            raise AigcError(f"{flag} was trained with {arg('objective')} {config.objective}; reflow distils a flow "
+                            f"({arg('objective')} flow)")
+        if base_data.get("fingerprint") != data_info["fingerprint"]:
+            raise AigcError(f"{flag} learnt {base_data.get('spec')} and {config.data} holds other images: a "
+                            f"student learns its teacher's data (leave out {arg('data')})")
+        return [f"reflow on {config.distill_pairs:,} (noise, sample) pairs of its default sampler; the student "
+                f"samples with euler x{DISTILLED_STEPS} by default"]
+
+    def training_data(self, config: DiffusionConfig, data, md, base, log):
+        if not config.distill_from:
+            return data
+        return teacher_pairs(base.model(self), base.fingerprint(self), config.distill_pairs, config.seed,
+                             md.pairs, log)
+
+    def pass_steps(self, config: DiffusionConfig, data_info: dict) -> int:
+        if config.distill_from:
+            return max(config.distill_pairs // config.batch_size, 1)
+        return super().pass_steps(config, data_info)
+
     def dataset(self, config: DiffusionConfig, data, global_batch_size: int, start_epoch: int = 0):
         return data_epochs(config, data, global_batch_size, start_epoch)
 
@@ -59,6 +95,7 @@ class DiffusionFamily(ImageFamily):
             loss_weighting=config.loss_weighting,
             min_snr_gamma=config.min_snr_gamma,
             flip=config.flip,
+            distilled=bool(config.distill_from),
         )
         model.compile(optimizer=self.adam(config, data_info, config.learning_rate))
         return model
@@ -83,7 +120,10 @@ class DiffusionFamily(ImageFamily):
         return {**options, "guidance": 1.0} if model.num_classes else options
 
     def monitor_sample_options(self, model: DiffusionModel) -> dict:
-        steps = PREVIEW_STEPS if model.objective == "flow" else min(PREVIEW_STEPS, model.schedule.timesteps)
+        if model.distilled:
+            steps = DISTILLED_STEPS
+        else:
+            steps = PREVIEW_STEPS if model.objective == "flow" else min(PREVIEW_STEPS, model.schedule.timesteps)
         return {"steps": steps, "guidance": GUIDANCE if model.num_classes else None}
 
     def preview(self, model: DiffusionModel, config: DiffusionConfig, data_info: dict):

@@ -39,15 +39,18 @@ class DiffusionModel(ImageModel, OneOptimizer, keras.Model):
     with probability `label_dropout`, so one network also learns the unconditional prediction that
     classifier-free guidance needs. With `ema_momentum`, an exponential moving average of the network
     is kept for sampling and export. With `flip`, training images are mirrored at random.
+
+    Images given as {"images": x_0, "noise": z} train on that noise for eps (reflow's pairs of a
+    teacher, `reflow`): a `distilled` model's default sampler is then Euler in `DISTILLED_STEPS` steps.
     """
 
     def __init__(self, network, schedule=DEFAULTS.schedule, timesteps=DEFAULTS.timesteps,
                  objective=DEFAULTS.objective, label_dropout=DEFAULTS.label_dropout,
                  ema_momentum=DEFAULTS.ema_momentum if DEFAULTS.ema else None, seed=DEFAULTS.seed,
                  time_sampling=DEFAULTS.time_sampling, loss_weighting=DEFAULTS.loss_weighting,
-                 min_snr_gamma=DEFAULTS.min_snr_gamma, flip=False, prediction=None, **kwargs):
+                 min_snr_gamma=DEFAULTS.min_snr_gamma, flip=False, distilled=False, prediction=None, **kwargs):
         super().__init__(**kwargs)
-        self.flip = flip
+        self.flip, self.distilled = flip, distilled
         objective = prediction or objective  # models saved before `objective` called it `prediction`
         if objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
@@ -181,13 +184,17 @@ class DiffusionModel(ImageModel, OneOptimizer, keras.Model):
         images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         if self.num_classes and labels is None:
             raise ValueError("a conditional diffusion model trains on (images, labels): pass the labels to fit")
-        x0 = pixels(images)
+        paired = images.get("noise") if isinstance(images, dict) else None
+        x0 = pixels(images["images"] if isinstance(images, dict) else images)
         batch = tf.shape(x0)[0]
         step = tf.convert_to_tensor(training_step(self.optimizer))
-        if self.flip:
-            x0 = flip(x0, self.seed, step, salt=4)
         u = replica_noise("uniform", batch, [], self.seed, step, salt=0)
-        eps = replica_noise("normal", batch, self.image_shape, self.seed, step, salt=1)
+        eps = replica_noise("normal", batch, self.image_shape, self.seed, step, salt=1) if paired is None else \
+            tf.cast(paired, tf.float32)
+        if self.flip:  # a pair is mirrored whole: its noise too
+            x0 = flip(x0, self.seed, step, salt=4)
+            if paired is not None:
+                eps = flip(eps, self.seed, step, salt=4)
         if self.objective == "flow":
             x_t, t_network, target, weight = self._flow_example(x0, eps, u, step)
         else:
@@ -274,6 +281,7 @@ class DiffusionModel(ImageModel, OneOptimizer, keras.Model):
             "ema_momentum": self.ema_momentum,
             "seed": self.seed,
             "flip": self.flip,
+            "distilled": self.distilled,
         }
 
     @classmethod

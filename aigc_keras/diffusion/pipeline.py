@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from ..errors import AigcError, arg
 from ..limits import check_fits
-from .config import DEFAULT_STEPS, check_eta, check_sampler, default_sampler
+from .config import DEFAULT_STEPS, DISTILLED_STEPS, check_eta, check_sampler, default_sampler
 from .samplers import Sampler, make_sampler
 
 STEP_BYTES = 64  # the time grid's tables per sampler step (several float64 and float32 copies)
@@ -43,15 +43,18 @@ class Sampling:
 
 def resolve(model, sampler: str | None = None, steps: int | None = None, eta: float | None = None,
             guidance: float | None = None) -> Sampling:
-    """The `Sampling` of `model` for a sampler's name (default: its objective's), its steps (default:
-    the sampler's, at most T), DDIM's `eta` and the guidance weight, each checked in one line."""
+    """The `Sampling` of `model` for a sampler's name (default: its objective's, Euler for a distilled
+    student), its steps (default: the sampler's, at most T; a student's `DISTILLED_STEPS`), DDIM's `eta`
+    and the guidance weight, each checked in one line."""
     if guidance is not None and not model.num_classes:
         raise AigcError(f"{arg('guidance')} needs a conditional model (train with {arg('conditional')})")
-    name = sampler or default_sampler(model.objective)
+    name = sampler or default_sampler(model.objective, model.distilled)
     check_eta(name, eta)
     check_sampler(model.objective, name)
     if name == "ddpm":
         steps = steps or model.schedule.timesteps
+    elif not steps and model.distilled and name == "euler":
+        steps = DISTILLED_STEPS
     elif not steps:
         steps = DEFAULT_STEPS[name] if model.objective == "flow" else min(DEFAULT_STEPS[name], model.schedule.timesteps)
     check_fits(arg("steps"), steps, STEP_BYTES, "for the sampler's time grid")

@@ -97,6 +97,11 @@ class Family:
         """(tf.data.Dataset of global batches for epochs start_epoch.., steps per epoch); see `data_epochs`."""
         raise NotImplementedError
 
+    def training_data(self, config, data, md, base, log):
+        """What `dataset` batches for training: `data`, or what the family makes from it and from `base`
+        (`training.finetune.Base`, the model the run starts from), kept in `md` (a student's teacher pairs)."""
+        return data
+
     def fine_tune_notes(self, config, data, data_info: dict, base_data: dict) -> list[str]:
         """Lines `train --init-from` says about how this run's data differs from its base's (`base_data`,
         the base's config.json entry), beyond the image size and the classes."""

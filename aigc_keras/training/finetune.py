@@ -20,17 +20,18 @@ from ..networks import weights_fingerprint
 
 
 class Base:
-    """The model a run starts from: `md`, a `model_dir.ModelDir` (never written)."""
+    """The model a run starts from: `md`, a `model_dir.ModelDir` (never written), named by the config's
+    `option` (`--init-from`, or a teacher's `--distill-from`)."""
 
-    def __init__(self, md, family: str, model_dir: str | Path | None = None):
-        self.md, self.flag = md, f"{arg('init_from')} {md.path}"
+    def __init__(self, md, family: str, model_dir: str | Path | None = None, option: str = "init_from"):
+        self.md, self.option, self.flag = md, option, f"{arg(option)} {md.path}"
         if model_dir is not None and Path(model_dir).resolve() == md.path.resolve():
             raise AigcError(f"{self.flag} is the folder this run trains into: a base is never written, so train "
                             f"into another {arg('model_dir')}")
         try:
             self.record = md.record()
         except AigcError as e:
-            raise AigcError(f"{arg('init_from')}: {e}") from None
+            raise AigcError(f"{arg(option)}: {e}") from None
         if canonical(self.record["family"]) != canonical(family):
             raise AigcError(f"{self.flag} holds a {canonical(self.record['family'])} model, not a "
                             f"{canonical(family)} model")
@@ -42,8 +43,9 @@ class Base:
         taken = config.inherit(self.config)
         how = (f"only LoRA adapters of rank {config.lora_rank} (alpha {config.lora_alpha:g}) "
                "train, on its frozen weights" if config.lora_rank else "every weight trains on")
-        return (f"init from {self.md.path}: its networks ({', '.join(taken) or 'the default options'}) and "
-                f"weights; {how}, with a fresh optimizer")
+        networks = ", ".join(taken) or "the default options"
+        return (f"{self.option.replace('_', ' ')} {self.md.path}: its networks ({networks}) and weights; {how}, "
+                "with a fresh optimizer")
 
     def check(self, family, config, data, data_info: dict) -> tuple[list[str], bool]:
         """(lines to say, whether the classes differ) of this run's data against the base's; an `AigcError`
@@ -52,7 +54,7 @@ class Base:
         if "image_shape" in then and list(then["image_shape"]) != list(data_info["image_shape"]):
             shapes = ["x".join(map(str, d["image_shape"])) for d in (then, data_info)]
             raise AigcError(f"{self.flag} draws {shapes[0]} images and {config.data} holds {shapes[1]} ones: a "
-                            "fine-tune keeps the image size and channels")
+                            "run from a trained model keeps its image size and channels")
         lines = family.fine_tune_notes(config, data, data_info, then)
         classes = [len(d.get("class_names") or []) for d in (then, data_info)]
         differ = bool(getattr(config, "conditional", True)) and classes[0] != classes[1]

@@ -76,14 +76,15 @@ def _train(config, shared: ModelDir, md: ModelDir, strategy, fresh: bool, callba
     `fresh` ignores the shared state (a worker while the chief clears it)."""
     family = get_family(config.family)
     keras.utils.set_random_seed(config.seed)
-    base = Base(ModelDir(config.init_from), config.family, shared.path) if config.init_from else None
+    base = Base(ModelDir(config.init_from), config.family, shared.path, config.start_option) \
+        if config.init_from else None
     if base:
         log(base.settle(config))  # before the data: the base's options settle what follows the data
     data = family.load_data(config)  # first: it settles options that follow the data
     data_info = family.data_info(config, data)
     notes, classes_differ = base.check(family, config, data, data_info) if base else ([], False)
     for line in notes:
-        log(f"init from {base.md.path}: {line}")
+        log(f"{base.option.replace('_', ' ')} {base.md.path}: {line}")
     base_info = {"path": str(base.md.path.resolve()), "fingerprint": base.fingerprint(family)} if base else None
     if not fresh:
         _check_resumable(shared, config, data_info, base_info)
@@ -95,12 +96,13 @@ def _train(config, shared: ModelDir, md: ModelDir, strategy, fresh: bool, callba
         if config.lora_rank:
             adapt(model, config, fine_tuned)
     done = 0 if fresh else _restore(model, shared)
-    dataset, steps = family.dataset(config, data, config.batch_size, start_epoch=done)
     validation = family.validation_data(config, data)
     history = [entry for entry in shared.history() if entry["epoch"] <= done]
     folders.claim(md.path, folders.MODEL)
     fileio.write_json(md.config_file, {"family": family.name, "config": config.to_dict(), "data": data_info,
                                        "versions": versions(), **({"base": base_info} if base else {})})
+    trained_on = family.training_data(config, data, md, base, log) if done < config.epochs else data
+    dataset, steps = family.dataset(config, trained_on, config.batch_size, start_epoch=done)
 
     def save():
         """model.keras (merged, under LoRA, with the adapter on its own beside it); the model it holds."""
