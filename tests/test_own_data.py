@@ -117,6 +117,23 @@ def png_colour_type(data: bytes) -> int:
     return colour
 
 
+def test_the_unet_stem_has_at_least_a_patchs_values_as_channels_unless_told_otherwise():
+    from aigc_keras.diffusion.config import DiffusionConfig
+    from aigc_keras.diffusion.family import DiffusionFamily
+    from aigc_keras.diffusion.unet import UNet
+
+    for shape, patch, filters in (((28, 28, 1), 2, 32), ((32, 32, 3), 2, 32), ((64, 64, 3), 4, 48)):
+        net = UNet(shape, attention=False)
+        assert (net.patch, net.base_filters, net.get_layer("stem").filters) == (patch, filters, filters)
+        assert filters >= patch * patch * shape[-1]  # 4 x 4 x 3 = 48 values a patch at 64x64 colour
+        config = DiffusionConfig()
+        DiffusionFamily().check_image_shape(config, shape)
+        assert (config.patch, config.base_filters) == (patch, filters)  # what config.json records
+    given = DiffusionConfig(base_filters=16)
+    DiffusionFamily().check_image_shape(given, (64, 64, 3))
+    assert given.base_filters == 16
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("family, options", [
     ("gan", ["--latent-dim", "8", "--base-filters", "8"]),

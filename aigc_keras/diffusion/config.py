@@ -37,6 +37,12 @@ def default_patch(image_shape) -> int:
     return 2 if max(image_shape[:2]) <= 32 else 4
 
 
+def default_base_filters(image_shape, patch: int) -> int:
+    """32, or where a patch holds more values (patch x patch x channels, rounded up to 16) that many: the
+    stem would otherwise squeeze each patch into fewer numbers than it has, and samples keep noise."""
+    return max(32, -(-patch * patch * image_shape[-1] // 16) * 16)
+
+
 EDIT_STRENGTH = 0.6  # image-to-image without a mask: SDEdit's middle ground between the picture and a new one
 
 
@@ -87,7 +93,9 @@ class DiffusionConfig(ImageTrainConfig):
     patch: Optional[int] = option(
         None, "space-to-depth factor: 2 turns 28x28x1 into 14x14x4, so no level runs at full resolution [default: "
               "2 for images up to 32x32, 4 for larger ones]", min=1, max=8)
-    base_filters: int = option(32, "U-Net channels at its first resolution (twice that below)", min=8)
+    base_filters: Optional[int] = option(
+        None, "U-Net channels at its first resolution (twice that below) [default: 32, or a patch's values (patch x "
+              "patch x channels) where they are more: 48 at 64x64 colour]", min=8)
     levels: int = option(2, "U-Net resolutions (14 -> 7 with 2 and --patch 2)", min=1, max=6)
     res_blocks: int = option(1, "residual blocks per resolution", min=1)
     attention: bool = option(True, "self-attention at the lowest resolution")

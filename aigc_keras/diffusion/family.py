@@ -12,7 +12,7 @@ from ..inputs import noise_and_labels
 from ..model_dir import ModelDir
 from ..networks import pixels
 from ..training.family import ImageFamily, data_epochs
-from .config import DISTILLED_STEPS, EXPORT_SAMPLERS, GUIDANCE, DiffusionConfig, default_patch
+from .config import DISTILLED_STEPS, EXPORT_SAMPLERS, GUIDANCE, DiffusionConfig, default_base_filters, default_patch
 from .model import DiffusionModel
 from .pipeline import edit_fn, generate_fn, resolve
 from .reflow import teacher_pairs
@@ -40,6 +40,8 @@ class DiffusionFamily(ImageFamily):
     def check_image_shape(self, config: DiffusionConfig, image_shape) -> None:
         if config.patch is None:  # settled here, so that config.json records it
             config.patch = default_patch(image_shape)
+        if config.base_filters is None:
+            config.base_filters = default_base_filters(image_shape, config.patch)
         check_image_size(image_shape, config.levels, config.patch)
 
     def load_data(self, config: DiffusionConfig):

@@ -20,7 +20,7 @@ from keras import layers, ops
 
 from ..errors import AigcError, arg
 from ..networks import ConfigNetwork
-from .config import DiffusionConfig, default_patch
+from .config import DiffusionConfig, default_base_filters, default_patch
 
 DEFAULTS = DiffusionConfig()
 
@@ -107,6 +107,7 @@ class UNet(ConfigNetwork):
                  **kwargs):
         image_shape = tuple(image_shape)
         patch = patch or default_patch(image_shape)
+        base_filters = base_filters or default_base_filters(image_shape, patch)
         check_image_size(image_shape, levels, patch)
         filters = level_filters(base_filters, levels)
         emb_dim = 4 * base_filters
