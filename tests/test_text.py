@@ -39,6 +39,15 @@ def corpus(tmp_path):
 
 # Tokenizers and data
 
+def test_bytes_that_are_not_utf8_decode_to_nothing_whole_or_streamed():
+    tok = tokenizer_from_config({"kind": "bytes"})
+    ids = list(b"a\xffb\xe4\xb8") + list("中é".encode())  # a stray byte, a character cut short, then two whole
+    assert tok.decode(ids) == "ab中é"
+    stream = tok.stream_decoder()
+    assert "".join(stream(i) for i in ids) == "ab中é"
+    assert tok.num_characters(ids) == 6  # bits per character count each bad sequence as the one it stands for
+
+
 def test_char_tokenizer_round_trips_any_script_and_reserves_unknown():
     tok = CharTokenizer.build("ROMEO: 你好，世界\n")
     ids = tok.encode("你好 ROMEO")

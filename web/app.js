@@ -334,8 +334,8 @@ function tokenizer(meta) {
   if (meta.tokenizer.kind === 'bytes') {
     return {encode: (text) => Array.from(new TextEncoder().encode(text)),
       decoder: () => {
-        const decoder = new TextDecoder();
-        return (id) => decoder.decode(new Uint8Array([id]), {stream: true});
+        const decoder = new TextDecoder();  // bytes that are not UTF-8 show as nothing, as in Python
+        return (id) => decoder.decode(new Uint8Array([id]), {stream: true}).replaceAll('\uFFFD', '');
       }};
   }
   const index = new Map(meta.vocabulary.map((c, i) => [c, i]));

@@ -65,7 +65,8 @@ class CharTokenizer:
 
 
 class ByteTokenizer:
-    """The 256 byte values of UTF-8: an open vocabulary, a few ids per non-ASCII character."""
+    """The 256 byte values of UTF-8: an open vocabulary, a few ids per non-ASCII character. Bytes that
+    are not UTF-8 (a byte model can draw them) decode to nothing rather than to U+FFFD, as on the page."""
 
     kind = "bytes"
     vocab_size = 256
@@ -79,17 +80,22 @@ class ByteTokenizer:
         return np.frombuffer(text.encode("utf-8"), np.uint8).astype(np.int32)
 
     def decode(self, ids) -> str:
-        return bytes(np.asarray(ids, np.uint8).ravel().tolist()).decode("utf-8", errors="replace")
+        return self._replaced(ids).replace(UNKNOWN, "")
 
     def stream_decoder(self):
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        return lambda i: decoder.decode(bytes([int(i)]))
+        return lambda i: decoder.decode(bytes([int(i)])).replace(UNKNOWN, "")
 
     def unknown_count(self, text: str) -> int:
         return 0
 
     def num_characters(self, ids) -> int:
-        return len(self.decode(ids))
+        return len(self._replaced(ids))
+
+    @staticmethod
+    def _replaced(ids) -> str:
+        """The text of `ids`, each invalid UTF-8 sequence one U+FFFD (as WHATWG's TextDecoder does)."""
+        return bytes(np.asarray(ids, np.uint8).ravel().tolist()).decode("utf-8", errors="replace")
 
     def to_config(self) -> dict:
         return {"kind": self.kind}
