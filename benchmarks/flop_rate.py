@@ -1,0 +1,135 @@
+"""Training against the machine's limit: each family's default training step, its floating-point
+operations (counted) divided by its measured time, against this CPU's peak (a large float32 matmul in
+the same process), and what `steps_per_execution` and the batch size change in it.
+
+The count is TensorFlow's profiler on the traced `train_step` (every Conv2D, its two gradients, MatMul,
+BatchMatMul and the elementwise ops that register a cost), plus, for LSTM layers, whose loop body the
+profiler does not see, 3 x 2 x 4 x units x (inputs + units) a token and a layer (forward, and a backward
+pass of twice that). The time is that of `fit` over --steps steps less that of a fit of --steps / 2, so
+that neither tracing nor `fit`'s setup counts.
+
+    python benchmarks/flop_rate.py                                 # every family's default
+    python benchmarks/flop_rate.py --families diffusion --steps 40
+
+Prints a table and saves results.json and table.md in --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from own_data import save_rows  # noqa: E402
+from timing import machine, median_ms  # noqa: E402
+
+from aigc_keras.families import config_class, get_family  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FAMILIES = ("gan", "diffusion", "vae", "text")
+VARIANTS = {"default": {}, "steps_per_execution 8": {"steps_per_execution": 8}, "batch x2": {"batch": 2}}
+
+
+def peak_gflops() -> float:
+    """The best float32 matmul rate of n x n by n x n, n in 1024, 2048, 4096, in GFLOP/s."""
+    best = 0.0
+    for n in (1024, 2048, 4096):
+        a = tf.random.normal([n, n])
+        matmul = tf.function(lambda: tf.linalg.matmul(a, a))
+        best = max(best, 2 * n**3 / (median_ms(lambda: matmul().numpy(), repeats=5) / 1000) / 1e9)
+    return best
+
+
+def build(name: str, batch_factor: int):
+    """(model, dataset) of family `name`'s default run, at `batch_factor` times its batch."""
+    config_type = config_class(name)
+    config = config_type(strategy="default", batch_size=config_type().batch_size * batch_factor)
+    family = get_family(name)
+    keras.utils.set_random_seed(0)
+    data = family.load_data(config)
+    model = family.build(config, family.data_info(config, data))
+    return model, family.dataset(config, data, config.batch_size)[0]
+
+
+def step_flops(model, dataset) -> float:
+    """Floating-point operations of one `train_step` on a batch of `dataset` (see the module)."""
+    batch = next(iter(dataset))
+    spec = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), batch)
+    graph = tf.function(model.train_step).get_concrete_function(spec).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    counted = tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+    tokens = int(tf.size(tf.nest.flatten(batch)[0]))  # windows x positions of a text batch
+    lstm = sum(3 * 2 * 4 * layer.units * (layer.cell.kernel.shape[0] + layer.units) * tokens
+               for layer in _layers(model) if isinstance(layer, keras.layers.LSTM))
+    return float(counted + lstm)
+
+
+def _layers(layer):
+    """`layer` and every layer inside it (a model's networks, and theirs)."""
+    yield layer
+    for inner in getattr(layer, "layers", []):
+        yield from _layers(inner)
+
+
+def seconds_per_step(model, dataset, steps: int, per_execution: int) -> float:
+    model.steps_per_execution = per_execution  # read when `fit` builds its train function
+    model.train_function = None
+
+    def run(n):
+        start = time.perf_counter()
+        model.fit(dataset, epochs=1, steps_per_epoch=n, verbose=0, shuffle=False)
+        return time.perf_counter() - start
+
+    run(per_execution)  # trace
+    half = max(steps // 2 // per_execution * per_execution, per_execution)
+    full = max(steps // per_execution * per_execution, 2 * half)
+    return (run(full) - run(half)) / (full - half)
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| family | variant | batch | GFLOP a step | s a step | GFLOP/s | of peak |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['family']} | {r['variant']} | {r['batch']} | {r['gflop_per_step']:.2f} | "
+                     f"{r['seconds_per_step']:.3f} | {r['gflops']:.1f} | {r['of_peak']:.0%} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--steps", type=int, default=60, help="timed steps a variant (less the first half)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "flop_rate")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    peak = peak_gflops()
+    print(f"peak: {peak:.1f} GFLOP/s (float32 matmul) on {machine()}", flush=True)
+    rows = []
+    for name in args.families:
+        for variant in args.variants:
+            options = VARIANTS[variant]
+            model, dataset = build(name, options.get("batch", 1))
+            model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)  # builds every optimizer
+            flops = step_flops(model, dataset)
+            seconds = seconds_per_step(model, dataset, args.steps, options.get("steps_per_execution", 1))
+            batch = int(tf.nest.flatten(next(iter(dataset)))[0].shape[0])
+            rows.append({"family": name, "variant": variant, "batch": batch,
+                         "gflop_per_step": flops / 1e9, "seconds_per_step": seconds, "gflops": flops / seconds / 1e9,
+                         "of_peak": flops / seconds / 1e9 / peak, "peak_gflops": peak, "machine": machine()})
+            save_rows(args.out, rows, table)
+    (args.out / "peak.json").write_text(json.dumps({"peak_gflops": peak, "machine": machine()}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
