@@ -46,12 +46,8 @@ class DiffusionFamily(ImageFamily):
 
     def load_data(self, config: DiffusionConfig):
         if config.distill_from and config.data == DiffusionConfig.data:  # unset: the teacher's data
-            config.data = self._teacher_data(config)["spec"]
+            config.data = ModelDir(config.distill_from).record()["data"]["spec"]
         return super().load_data(config)
-
-    @staticmethod
-    def _teacher_data(config: DiffusionConfig) -> dict:
-        return ModelDir(config.distill_from).record().get("data", {})
 
     def fine_tune_notes(self, config: DiffusionConfig, data, data_info: dict, base_data: dict) -> list[str]:
         """A student is refused, in one line, a teacher that is not a flow or learnt other data."""

@@ -184,8 +184,10 @@ class DiffusionModel(ImageModel, OneOptimizer, keras.Model):
         images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         if self.num_classes and labels is None:
             raise ValueError("a conditional diffusion model trains on (images, labels): pass the labels to fit")
-        paired = images.get("noise") if isinstance(images, dict) else None
-        x0 = pixels(images["images"] if isinstance(images, dict) else images)
+        paired = None
+        if isinstance(images, dict):  # reflow: each image with the noise it was drawn from
+            images, paired = images["images"], images["noise"]
+        x0 = pixels(images)
         batch = tf.shape(x0)[0]
         step = tf.convert_to_tensor(training_step(self.optimizer))
         u = replica_noise("uniform", batch, [], self.seed, step, salt=0)

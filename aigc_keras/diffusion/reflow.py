@@ -36,7 +36,7 @@ def pair_noise(indices, image_shape, seed: int):
 
 class TeacherPairs:
     """The teacher's samples and the indices of their noise: the data a student trains on. `batches` gives
-    ({"images": x_0 in [-1, 1], "noise": z}, labels), which `DiffusionModel.train_step` pairs."""
+    ({"images": uint8 x_0, "noise": z}, labels), which `DiffusionModel.train_step` pairs."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int):
         self.images, self.labels, self.seed = images, labels, seed
@@ -61,16 +61,14 @@ class TeacherPairs:
         ds = shuffled_epochs(examples, self.num_examples, global_batch_size, seed, num_epochs, start_epoch)
 
         def paired(indices, images, labels):
-            x0 = tf.cast(images, tf.float32) / 127.5 - 1.0
-            return {"images": x0, "noise": pair_noise(indices, self.image_shape, self.seed)}, labels
+            return {"images": images, "noise": pair_noise(indices, self.image_shape, self.seed)}, labels
 
         return single_threaded(ds.map(paired).prefetch(2))
 
 
-def draw_pairs(teacher, num: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 samples [num, H, W, C], int32 labels [num]) of `teacher` from z_0 .. z_{num-1}, with its
-    default sampler; the labels go through every class in turn (zeros for an unconditional teacher)."""
-    sampling = resolve(teacher)
+def draw_pairs(teacher, sampling, num: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 samples [num, H, W, C], int32 labels [num]) of `teacher` from z_0 .. z_{num-1}, with
+    `sampling`; the labels go through every class in turn (zeros for an unconditional teacher)."""
     loop = compiled_generate(teacher, sampling)
     labels = class_labels(num, teacher.num_classes)
 
@@ -92,7 +90,7 @@ def teacher_pairs(teacher, fingerprint: str, num: int, seed: int, path, log) -> 
     sampling = resolve(teacher)
     log(f"distill: drawing {num:,} teacher samples ({sampling.name} x{sampling.steps}, {sampling.evaluations} "
         f"network calls each) into {path}")
-    images, labels = draw_pairs(teacher, num, seed)
+    images, labels = draw_pairs(teacher, sampling, num, seed)
     with fileio.atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, images=images, labels=labels, seed=np.int64(seed), fingerprint=np.str_(fingerprint))
     return TeacherPairs(images, labels, seed)

@@ -24,7 +24,8 @@ class Base:
     `option` (`--init-from`, or a teacher's `--distill-from`)."""
 
     def __init__(self, md, family: str, model_dir: str | Path | None = None, option: str = "init_from"):
-        self.md, self.option, self.flag = md, option, f"{arg(option)} {md.path}"
+        self.md, self.flag = md, f"{arg(option)} {md.path}"
+        self.says = f"{option.replace('_', ' ')} {md.path}"  # what `train`'s lines about it start with
         if model_dir is not None and Path(model_dir).resolve() == md.path.resolve():
             raise AigcError(f"{self.flag} is the folder this run trains into: a base is never written, so train "
                             f"into another {arg('model_dir')}")
@@ -44,8 +45,7 @@ class Base:
         how = (f"only LoRA adapters of rank {config.lora_rank} (alpha {config.lora_alpha:g}) "
                "train, on its frozen weights" if config.lora_rank else "every weight trains on")
         networks = ", ".join(taken) or "the default options"
-        return (f"{self.option.replace('_', ' ')} {self.md.path}: its networks ({networks}) and weights; {how}, "
-                "with a fresh optimizer")
+        return f"{self.says}: its networks ({networks}) and weights; {how}, with a fresh optimizer"
 
     def check(self, family, config, data, data_info: dict) -> tuple[list[str], bool]:
         """(lines to say, whether the classes differ) of this run's data against the base's; an `AigcError`

@@ -84,7 +84,7 @@ def _train(config, shared: ModelDir, md: ModelDir, strategy, fresh: bool, callba
     data_info = family.data_info(config, data)
     notes, classes_differ = base.check(family, config, data, data_info) if base else ([], False)
     for line in notes:
-        log(f"{base.option.replace('_', ' ')} {base.md.path}: {line}")
+        log(f"{base.says}: {line}")
     base_info = {"path": str(base.md.path.resolve()), "fingerprint": base.fingerprint(family)} if base else None
     if not fresh:
         _check_resumable(shared, config, data_info, base_info)
