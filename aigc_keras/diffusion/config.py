@@ -123,6 +123,9 @@ class DiffusionConfig(ImageTrainConfig):
             if self.init_from not in (None, self.distill_from):
                 raise AigcError(f"{arg('distill_from')} starts from its teacher: leave out {arg('init_from')}")
             self.init_from = self.distill_from
+            if self.distill_pairs < self.batch_size:
+                raise AigcError(f"{arg('distill_pairs')} {self.distill_pairs} is fewer than one step needs "
+                                f"({arg('batch_size')} {self.batch_size}); raise it or lower {arg('batch_size')}")
         elif self.distill_pairs != REFLOW_PAIRS:
             raise AigcError(f"{arg('distill_pairs')} applies to {arg('distill_from')} TEACHER")
         super().__post_init__()

@@ -96,13 +96,15 @@ def _train(config, shared: ModelDir, md: ModelDir, strategy, fresh: bool, callba
         if config.lora_rank:
             adapt(model, config, fine_tuned)
     done = 0 if fresh else _restore(model, shared)
+    dataset, steps = family.dataset(config, data, config.batch_size, start_epoch=done)  # refuses too little data
     validation = family.validation_data(config, data)
     history = [entry for entry in shared.history() if entry["epoch"] <= done]
     folders.claim(md.path, folders.MODEL)
     fileio.write_json(md.config_file, {"family": family.name, "config": config.to_dict(), "data": data_info,
                                        "versions": versions(), **({"base": base_info} if base else {})})
     trained_on = family.training_data(config, data, md, base, log) if done < config.epochs else data
-    dataset, steps = family.dataset(config, trained_on, config.batch_size, start_epoch=done)
+    if trained_on is not data:  # made in the folder now claimed (a student's teacher pairs)
+        dataset, steps = family.dataset(config, trained_on, config.batch_size, start_epoch=done)
 
     def save():
         """model.keras (merged, under LoRA, with the adapter on its own beside it); the model it holds."""
