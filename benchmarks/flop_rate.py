@@ -2,8 +2,9 @@
 operations (counted) divided by its measured time, against this CPU's peak (a large float32 matmul in
 the same process), and what `steps_per_execution` and the batch size change in it.
 
-The count is TensorFlow's profiler on the traced `train_step` (every Conv2D, its two gradients, MatMul,
-BatchMatMul and the elementwise ops that register a cost), plus, for LSTM layers, whose loop body the
+The count is TensorFlow's cost registry (the profiler's) over the ops of the traced `train_step` that its
+outputs need (every Conv2D, its gradients, MatMul, BatchMatMul and the elementwise ops that register a
+cost; a gradient no update reads is left out, as TensorFlow prunes it), plus, for LSTM layers, whose loop body the
 profiler does not see, 3 x 2 x 4 x units x (inputs + units) a token and a layer (forward, and a backward
 pass of twice that). The time is that of `fit` over --steps steps less that of a fit of --steps / 2, so
 that neither tracing nor `fit`'s setup counts.
@@ -65,13 +66,43 @@ def step_flops(model, dataset) -> float:
     batch = next(iter(dataset))
     spec = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), batch)
     graph = tf.function(model.train_step).get_concrete_function(spec).graph
-    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    counted = tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+    counted = sum(_op_flops(graph, op) for op in _run_ops(graph))
     tokens = int(tf.size(tf.nest.flatten(batch)[0]))  # windows x positions of a text batch
     lstm = sum(3 * 2 * 4 * layer.units * (layer.cell.kernel.shape[0] + layer.units) * tokens
                for layer in _layers(model) if isinstance(layer, keras.layers.LSTM))
     return float(counted + lstm)
+
+
+def _run_ops(graph):
+    """The ops of `graph` that its outputs and side effects need: what TensorFlow runs once its graph
+    optimizer has pruned the rest (e.g. a gradient's second half that no one reads: the filter gradients
+    of a GAN's discriminator in the generator's update)."""
+    pending = [t.op for t in graph.outputs] + list(graph.control_outputs)
+    seen = {op.name: op for op in pending}
+    while pending:
+        op = pending.pop()
+        for inner in [t.op for t in op.inputs] + list(op.control_inputs):
+            if inner.name not in seen:
+                seen[inner.name] = inner
+                pending.append(inner)
+    return seen.values()
+
+
+def _op_flops(graph, op) -> int:
+    """The floating-point operations TensorFlow's cost registry gives `op` (the profiler's count), 0 where
+    none is registered; a batch matmul's counted here (2 x outputs x the inner dimension)."""
+    from tensorflow.python.framework import ops as tf_ops  # the registry the profiler reads; no public name
+
+    if op.type.startswith("BatchMatMul"):
+        # TensorFlow's cost function (tensorflow/tensorflow#30575) reads the inner dimension from an attribute
+        # BatchMatMul does not have (transpose_a; its own is adj_x), so it is wrong for every adjoint product:
+        # a GAN's discriminator gradient [32, 1, 3136]^T [32, 1, 1] counted 629 MFLOP instead of 0.2.
+        a, out = op.inputs[0].shape, op.outputs[0].shape
+        return 2 * out.num_elements() * int(a[-2] if op.get_attr("adj_x") else a[-1])
+    try:
+        return tf_ops.get_stats_for_node_def(graph, op.node_def, "flops").value or 0
+    except ValueError:  # a shape the cost function needs is unknown
+        return 0
 
 
 def _layers(layer):
