@@ -70,6 +70,32 @@ def python_ms(folder: Path, signature: str, meta: dict) -> float:
     return median_ms(lambda: runner.run(signature, **inputs), repeats=10)
 
 
+class Page:
+    """The demo page on the exports in `exports`, in a headless browser: `ms(panel, action, key)` is the
+    median over `repeats` presses of what the page measured of one call."""
+
+    def __init__(self, exports: Path):
+        self.server = subprocess.Popen([sys.executable, "-m", "aigc_keras.cli", "demo", "--exports", str(exports),
+                                        "--port", "0"], stdout=subprocess.PIPE, text=True)
+        url = re.search(r"(http://\S+/)", self.server.stdout.readline()).group(1)
+        self.driver = browser()
+        self.driver.get(url)
+        assert self.driver.execute_async_script("window.demo.ready.then(arguments[0])")
+        self.version = self.driver.execute_script("return navigator.userAgent")
+
+    def ms(self, panel: str, action: str, key: str, repeats: int) -> float:
+        times = []
+        for _ in range(repeats):
+            press(self.driver, panel, action)
+            value = self.driver.execute_script(f"return window.demo.{panel}.{key}")
+            times.append(statistics.median(value) if isinstance(value, list) else value)
+        return statistics.median(times)
+
+    def close(self):
+        self.driver.quit()
+        self.server.kill()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exports", type=Path, default=Path("export"))
@@ -79,15 +105,9 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     exports, _ = exports_index(args.exports)  # (runnable exports, broken ones)
     found = {e["metadata"]["family"]: (args.exports / e["name"], e["metadata"]) for e in exports}
-    server = subprocess.Popen([sys.executable, "-m", "aigc_keras.cli", "demo", "--exports", str(args.exports),
-                               "--port", "0"], stdout=subprocess.PIPE, text=True)
-    url = re.search(r"(http://\S+/)", server.stdout.readline()).group(1)
-    driver = browser()
+    page = Page(args.exports)
     rows, shot = [], set()
     try:
-        driver.get(url)
-        assert driver.execute_async_script("window.demo.ready.then(arguments[0])")
-        version = driver.execute_script("return navigator.userAgent")
         for family, panel, action, key, signature, per in (
                 ("gan", "gan", "generate", "msPerCall", "generate", "image"),
                 ("diffusion", "diffusion", "generate", "msPerCall", "generate", "image"),
@@ -99,12 +119,7 @@ def main():
             if family not in found and not (family == "text" and "lstm" in found):
                 continue
             folder, meta = found.get(family) or found["lstm"]
-            times = []
-            for _ in range(args.repeats):
-                press(driver, panel, action)
-                value = driver.execute_script(f"return window.demo.{panel}.{key}")
-                times.append(statistics.median(value) if isinstance(value, list) else value)
-            browser_ms = statistics.median(times)
+            browser_ms = page.ms(panel, action, key, args.repeats)
             python = python_ms(folder, signature, meta)
             batch = meta.get("batch", 1)
             if per == "image":
@@ -112,15 +127,14 @@ def main():
             if per == "character (one call)":
                 python = python / meta["length"]
             if panel not in shot:  # each panel as its first action left it
-                driver.find_element("css selector", f"#{panel}").screenshot(str(args.out / f"demo-{panel}.png"))
+                page.driver.find_element("css selector", f"#{panel}").screenshot(str(args.out / f"demo-{panel}.png"))
                 shot.add(panel)
             rows.append({"export": folder.name, "signature": signature, "per": per, "browser_ms": browser_ms,
                          "python_compiled_ms": python, "steps": meta.get("steps")})
             print(json.dumps(rows[-1]), flush=True)
     finally:
-        driver.quit()
-        server.kill()
-    lines = [f"Browser: {version}; LiteRT.js 2.5.3, WebAssembly CPU path, single thread.", "",
+        page.close()
+    lines = [f"Browser: {page.version}; LiteRT.js 2.5.3, WebAssembly CPU path, single thread.", "",
              "| export | signature | ms per | browser (LiteRT.js wasm) | Python LiteRT CompiledModel |",
              "|---|---|---|---|---|"]
     for r in rows:
@@ -130,7 +144,7 @@ def main():
     table = "\n".join(lines) + "\n"
     print(table)
     (args.out / "table.md").write_text(table)
-    (args.out / "results.json").write_text(json.dumps({"browser": version, "rows": rows}, indent=2) + "\n")
+    (args.out / "results.json").write_text(json.dumps({"browser": page.version, "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -372,3 +372,38 @@ def test_a_colour_64x64_export_draws_in_the_page_as_in_python(browser, tmp_path)
         assert int(canvas.get_attribute("width")) >= 2 * 64 and console_errors(browser) == []
     finally:
         demo.close()
+
+
+def test_a_few_step_students_export_draws_in_the_page_as_in_python(browser, tmp_path):
+    """A student distilled by reflow (`train --distill-from`): its export's one-graph Euler in 4 calls."""
+    images, labels = make_images()
+    np.savez(tmp_path / "data.npz", images=images, labels=labels)
+    common = ["--epochs", "1", "--batch-size", "16", "--strategy", "default"]
+    teacher, student, exports = tmp_path / "teacher", tmp_path / "student", tmp_path / "exports"
+    for args in (["train", "diffusion", "--data", f"npz:{tmp_path / 'data.npz'}", "--patch", "2", "--base-filters",
+                  "8", "--levels", "1", "--steps-per-epoch", "3", "--model-dir", str(teacher), *common],
+                 ["train", "diffusion", "--distill-from", str(teacher), "--distill-pairs", "32", "--steps-per-epoch",
+                  "2", "--model-dir", str(student), *common],
+                 ["export", "diffusion", "--model", str(student), "--out", str(exports / "fast"), "--tflite",
+                  "--batch", "2"]):
+        with pytest.raises(SystemExit) as done:
+            main(args)
+        assert done.value.code == 0, args
+    meta = json.loads((exports / "fast" / "metadata.json").read_text())
+    assert (meta["sampler"], meta["steps"], meta["conditional"]) == ("euler", 4, True)
+    demo = Demo(exports)
+    try:
+        browser.get(demo.url)
+        assert browser.execute_async_script("window.demo.ready.then(arguments[0])") is True
+        press(browser, "diffusion", "generate")
+        assert "euler x4" in browser.find_element("css selector", "#diffusion [data-role=message]").text
+        noise = np.array(page_value(browser, "window.demo.diffusion.noise"), np.float32).reshape(4, 16, 16, 1)
+        labels = np.array(page_value(browser, "window.demo.diffusion.labels"), np.int32)
+        python = LiteRTModel(exports / "fast" / "model.tflite")
+        want = np.concatenate([python.run("generate", noise=noise[i:i + 2], label=labels[i:i + 2],
+                                          guidance=np.float32(1.5))["images"] for i in (0, 2)])
+        got = np.array(page_value(browser, "window.demo.diffusion.images"), np.uint8).reshape(want.shape)
+        np.testing.assert_array_equal(got, want)
+        assert console_errors(browser) == []
+    finally:
+        demo.close()

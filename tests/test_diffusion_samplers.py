@@ -187,3 +187,19 @@ def test_default_sampler_and_steps_follow_the_objective_and_the_sampler(objectiv
                             distilled=distilled)
     sampling = resolve(model, sampler)
     assert (sampling.name, sampling.steps) == expected
+
+
+@pytest.mark.parametrize("distilled, num_classes, given, expected", [
+    (True, 10, None, 1.5),  # a conditional student scores best guided (README's few-step table)
+    (True, 10, 1.0, 1.0),
+    (True, 0, None, None),
+    (False, 10, None, None),  # a teacher samples unguided unless told
+])
+def test_a_conditional_students_default_guidance_is_the_previews_weight(distilled, num_classes, given, expected):
+    from types import SimpleNamespace
+
+    from aigc_keras.diffusion.pipeline import resolve
+
+    model = SimpleNamespace(objective="flow", schedule=NoiseSchedule("linear", 1000), num_classes=num_classes,
+                            distilled=distilled)
+    assert resolve(model, guidance=given).guidance == expected

@@ -114,7 +114,7 @@ def test_a_student_at_n_calls_makes_exactly_n_network_calls(teacher, tmp_path_fa
 def test_a_reflowed_student_at_one_call_is_closer_to_its_teachers_samples_than_the_teacher_at_one_call(
         teacher, tmp_path):
     teacher_dir, _ = teacher
-    student = ak.train(student_config(teacher_dir, steps_per_epoch=1500, distill_pairs=4096, time_sampling="uniform"),
+    student = ak.train(student_config(teacher_dir, steps_per_epoch=1500, distill_pairs=4096),
                        tmp_path / "student", verbose=0, log=lambda _: None)
     t = ak.load(teacher_dir)
     reference = t.generate(200, seed=7).astype(float)  # 12 Heun steps, from noise no pair was drawn from
@@ -168,3 +168,20 @@ def test_a_teacher_that_cannot_be_distilled_is_refused_in_one_line(teacher, tmp_
     with pytest.raises(AigcError, match="distill_from starts from its teacher: leave out init_from"):
         ak.DiffusionConfig(distill_from="a", init_from="b")
     assert not any((tmp_path / name).exists() and any((tmp_path / name).iterdir()) for name in ("s2", "s3", "s4"))
+
+
+
+def test_few_step_time_sampling_trains_only_at_the_times_euler_in_1_2_and_4_steps_evaluates(teacher):
+    model = ak.load(teacher[0])
+    model.time_sampling = "few-step"
+    rng = np.random.default_rng(0)
+    x0, eps = (tf.constant(rng.standard_normal((6, 2, 2, 1)), tf.float32) for _ in range(2))
+    u = tf.constant([0.0, 0.1, 0.25, 0.3, 0.74, 0.99])
+    x_t, t_network, target, weight = model._flow_example(x0, eps, u, tf.constant(0, tf.int64))
+    t = np.array([0.25, 0.25, 0.25, 0.5, 0.75, 1.0], np.float32)  # by hand: 1, 3/4, 1/2, 1/4 only, never 0
+    np.testing.assert_allclose(t_network.numpy(), 1000 * t)
+    t4 = t.reshape(-1, 1, 1, 1)
+    np.testing.assert_allclose(x_t.numpy(), (1 - t4) * x0.numpy() + t4 * eps.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(target.numpy(), eps.numpy() - x0.numpy(), rtol=1e-6)
+    assert ak.DiffusionConfig(distill_from="a").time_sampling == "few-step"  # a student's default
+    assert ak.DiffusionConfig().time_sampling == "logit-normal"

@@ -48,7 +48,7 @@ SAMPLER_OPTIONS = {
                                                                    "default), 1 DDPM's variance"),
     "guidance": click.option("--guidance", type=FiniteFloat(0.0, 100.0),
                              help="diffusion: classifier-free guidance weight w (conditional models; 0 = "
-                                  "unconditional, 1 = none)"),
+                                  "unconditional, 1 = none) [default: none; 1.5 for a distilled student]"),
 }
 EVALUATE_OPTIONS = {**IMAGE_EVALUATE_OPTIONS, **SAMPLER_OPTIONS}
 

@@ -13,7 +13,7 @@ SCHEDULES = ("linear", "cosine")
 SAMPLERS = ("ddpm", "ddim", "dpm++", "euler", "heun")
 FLOW_SAMPLERS = ("euler", "heun")  # the others step on a DDPM schedule
 EXPORT_SAMPLERS = ("ddim", "dpm++", "euler", "heun")  # deterministic: the exported graph needs no random op
-TIME_SAMPLING = ("uniform", "logit-normal")
+TIME_SAMPLING = ("uniform", "logit-normal", "few-step")
 LOSS_WEIGHTING = ("none", "min-snr")
 # classifier-free guidance of the previews and KID estimates: the best KID of 1, 1.5 and 3 (docs/commands.md)
 GUIDANCE = 1.5
@@ -85,8 +85,10 @@ class DiffusionConfig(ImageTrainConfig):
         "velocity eps - x_0 on continuous t in [0, 1]", choices=OBJECTIVES)
     schedule: str = option("linear", "DDPM noise schedule: linear or cosine", choices=SCHEDULES)
     timesteps: int = option(1000, "DDPM steps T of the forward process", min=2)
-    time_sampling: str = option("logit-normal", "flow: how training draws t (logit-normal: SD3's, more t near 0.5)",
-                                choices=TIME_SAMPLING)
+    time_sampling: Optional[str] = option(
+        None, "flow: how training draws t (logit-normal: SD3's, more t near 0.5; few-step: only 1, 3/4, 1/2 and 1/4, "
+              "the times Euler in 1, 2 and 4 steps evaluates) [default: few-step with --distill-from, else "
+              "logit-normal]", choices=TIME_SAMPLING)
     loss_weighting: str = option("none", "DDPM: min-snr weighs each t by min(SNR, gamma) (Hang et al. 2023)",
                                  choices=LOSS_WEIGHTING)
     min_snr_gamma: float = option(5.0, "gamma of --loss-weighting min-snr", min=0.0)
@@ -128,6 +130,8 @@ class DiffusionConfig(ImageTrainConfig):
                                 f"({arg('batch_size')} {self.batch_size}); raise it or lower {arg('batch_size')}")
         elif self.distill_pairs != REFLOW_PAIRS:
             raise AigcError(f"{arg('distill_pairs')} applies to {arg('distill_from')} TEACHER")
+        if self.time_sampling is None:
+            self.time_sampling = "few-step" if self.distill_from else "logit-normal"
         super().__post_init__()
 
     @classmethod

@@ -103,9 +103,9 @@ class DiffusionFamily(ImageFamily):
             if sampler or steps or eta is not None:
                 raise AigcError(f"{source.folder} is an export: its sampler and steps are fixed in the file "
                                 f"({source.metadata['sampler']}, {source.metadata['steps']} steps)")
-            return {"guidance": guidance}
+            return {"guidance": source.metadata.get("guidance") if guidance is None else guidance}
         sampling = resolve(subject, sampler, steps, eta, guidance)
-        return {"sampler": sampling.name, "steps": sampling.steps, "eta": sampling.eta, "guidance": guidance}
+        return {"sampler": sampling.name, "steps": sampling.steps, "eta": sampling.eta, "guidance": sampling.guidance}
 
     def litert_inputs(self, noise, labels, guidance: float | None = None, **options) -> dict:
         inputs = super().litert_inputs(noise, labels)
@@ -177,6 +177,7 @@ class DiffusionFamily(ImageFamily):
             "objective": model.objective,
             "sampler": sampling.name,
             "steps": sampling.steps,
+            "guidance": sampling.guidance,  # the weight `sample` and `evaluate` use when none is given (none: 1)
             "timesteps": [float(t) if flow else int(t) for t in ts],  # denoise_step's t; t_prev is the next
             "edit": {"mask": "uint8 [batch, H, W, 1]: nonzero where to generate, 0 where to keep (kept pixels come "
                              "back exactly)",

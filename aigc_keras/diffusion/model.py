@@ -14,7 +14,7 @@ from ..inputs import edit_inputs, in_chunks, noise_and_labels
 from ..networks import ImageModel, OneOptimizer, averaged_weights, ema_copy, pixels
 from ..precision import training_step
 from ..training.distributed import apply_gradients, replica_noise, update_ema
-from .config import OBJECTIVES, DiffusionConfig, edit_strength
+from .config import DISTILLED_STEPS, OBJECTIVES, DiffusionConfig, edit_strength
 from .schedules import NoiseSchedule
 
 DEFAULTS = DiffusionConfig()  # the one home of every default: the class's are the CLI's
@@ -41,7 +41,9 @@ class DiffusionModel(ImageModel, OneOptimizer, keras.Model):
     is kept for sampling and export. With `flip`, training images are mirrored at random.
 
     Images given as {"images": x_0, "noise": z} train on that noise for eps (reflow's pairs of a
-    teacher, `reflow`): a `distilled` model's default sampler is then Euler in `DISTILLED_STEPS` steps.
+    teacher, `reflow`). With `time_sampling="few-step"` a flow trains only at the times its Euler
+    sampler in `DISTILLED_STEPS`, half as many, .. 1 steps evaluates; a `distilled` model's default
+    sampler is Euler in `DISTILLED_STEPS` steps.
     """
 
     def __init__(self, network, schedule=DEFAULTS.schedule, timesteps=DEFAULTS.timesteps,
@@ -197,14 +199,14 @@ class DiffusionModel(ImageModel, OneOptimizer, keras.Model):
             x0 = flip(x0, self.seed, step, salt=4)
             if paired is not None:
                 eps = flip(eps, self.seed, step, salt=4)
+        if self.num_classes:
+            drop = replica_noise("uniform", batch, [], self.seed, step, salt=2) < self.label_dropout
+            labels = tf.where(drop, self.num_classes, tf.cast(labels, tf.int32))
         if self.objective == "flow":
             x_t, t_network, target, weight = self._flow_example(x0, eps, u, step)
         else:
             x_t, t_network, target, weight = self._ddpm_example(x0, eps, u)
-        inputs = [x_t, t_network]
-        if self.num_classes:
-            drop = replica_noise("uniform", batch, [], self.seed, step, salt=2) < self.label_dropout
-            inputs.append(tf.where(drop, self.num_classes, tf.cast(labels, tf.int32)))
+        inputs = [x_t, t_network, labels] if self.num_classes else [x_t, t_network]
         with tf.GradientTape() as tape:
             pred = tf.cast(self.network(inputs, training=True), tf.float32)
             per_example = weight * tf.reduce_mean(tf.square(pred - target), axis=[1, 2, 3])
@@ -231,6 +233,8 @@ class DiffusionModel(ImageModel, OneOptimizer, keras.Model):
         if self.time_sampling == "logit-normal":
             n = replica_noise("normal", tf.shape(x0)[0], [], self.seed, step, salt=3)
             t = tf.sigmoid(n)
+        elif self.time_sampling == "few-step":  # k / N, k = 1..N: every time Euler in N, N/2, .., 1 steps evaluates
+            t = tf.maximum(tf.math.ceil(u * DISTILLED_STEPS), 1.0) / DISTILLED_STEPS
         else:
             t = u
         t4 = tf.reshape(t, [-1, 1, 1, 1])

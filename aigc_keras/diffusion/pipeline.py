@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from ..errors import AigcError, arg
 from ..limits import check_fits
-from .config import DEFAULT_STEPS, DISTILLED_STEPS, check_eta, check_sampler, default_sampler
+from .config import DEFAULT_STEPS, DISTILLED_STEPS, GUIDANCE, check_eta, check_sampler, default_sampler
 from .samplers import Sampler, make_sampler
 
 STEP_BYTES = 64  # the time grid's tables per sampler step (several float64 and float32 copies)
@@ -45,9 +45,12 @@ def resolve(model, sampler: str | None = None, steps: int | None = None, eta: fl
             guidance: float | None = None) -> Sampling:
     """The `Sampling` of `model` for a sampler's name (default: its objective's, Euler for a distilled
     student), its steps (default: the sampler's, at most T; a student's `DISTILLED_STEPS`), DDIM's `eta`
-    and the guidance weight, each checked in one line."""
+    and the guidance weight (default: none; a conditional student's `GUIDANCE`, with which it scores best),
+    each checked in one line."""
     if guidance is not None and not model.num_classes:
         raise AigcError(f"{arg('guidance')} needs a conditional model (train with {arg('conditional')})")
+    if guidance is None and model.distilled and model.num_classes:
+        guidance = GUIDANCE
     name = sampler or default_sampler(model.objective, model.distilled)
     check_eta(name, eta)
     check_sampler(model.objective, name)

@@ -6,7 +6,8 @@ The teacher draws `distill_pairs` samples once, with its default sampler (Heun, 
 z_i = N(0, I) drawn by a stateless generator from (seed, i) in a stream that no `sample --seed` draws.
 The samples are kept in the student's folder (`folders.PAIRS_FILE`, with the teacher's fingerprint), so
 that a resumed run does not draw them again; z_i is drawn again from i wherever it is needed. The student
-then trains as any flow, with each image's own noise for eps: x_t = (1 - t) x_0 + t z, v = z - x_0.
+then trains as any flow, with each image's own noise for eps: x_t = (1 - t) x_0 + t z, v = z - x_0, by
+default only at the times Euler in 4, 2 and 1 steps evaluates (`--time-sampling few-step`).
 """
 
 from __future__ import annotations
