@@ -7,7 +7,7 @@ outputs need (every Conv2D, its gradients, MatMul, BatchMatMul and the elementwi
 cost; a gradient no update reads is left out, as TensorFlow prunes it), plus, for LSTM layers, whose loop body the
 profiler does not see, 3 x 2 x 4 x units x (inputs + units) a token and a layer (forward, and a backward
 pass of twice that). The time is that of `fit` over --steps steps less that of a fit of --steps / 2, so
-that neither tracing nor `fit`'s setup counts.
+that neither tracing nor `fit`'s setup counts, the median of --repeats such timings.
 
     python benchmarks/flop_rate.py                                 # every family's default
     python benchmarks/flop_rate.py --families diffusion --steps 40
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -112,7 +113,7 @@ def _layers(layer):
         yield from _layers(inner)
 
 
-def seconds_per_step(model, dataset, steps: int, per_execution: int) -> float:
+def seconds_per_step(model, dataset, steps: int, per_execution: int, repeats: int) -> float:
     model.steps_per_execution = per_execution  # read when `fit` builds its train function
     model.train_function = None
 
@@ -124,7 +125,7 @@ def seconds_per_step(model, dataset, steps: int, per_execution: int) -> float:
     run(per_execution)  # trace
     half = max(steps // 2 // per_execution * per_execution, per_execution)
     full = max(steps // per_execution * per_execution, 2 * half)
-    return (run(full) - run(half)) / (full - half)
+    return statistics.median((run(full) - run(half)) / (full - half) for _ in range(repeats))
 
 
 def table(rows: list[dict]) -> str:
@@ -141,6 +142,8 @@ def main() -> None:
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--steps", type=int, default=60, help="timed steps a variant (less the first half)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timings a variant, of which the median counts (one varied by half on this CPU)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "flop_rate")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -153,7 +156,8 @@ def main() -> None:
             model, dataset = build(name, options.get("batch", 1))
             model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)  # builds every optimizer
             flops = step_flops(model, dataset)
-            seconds = seconds_per_step(model, dataset, args.steps, options.get("steps_per_execution", 1))
+            seconds = seconds_per_step(model, dataset, args.steps, options.get("steps_per_execution", 1),
+                                       args.repeats)
             batch = int(tf.nest.flatten(next(iter(dataset)))[0].shape[0])
             rows.append({"family": name, "variant": variant, "batch": batch,
                          "gflop_per_step": flops / 1e9, "seconds_per_step": seconds, "gflops": flops / seconds / 1e9,
