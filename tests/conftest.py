@@ -71,13 +71,16 @@ def make_images(n=96, size=16, channels=1, seed=0):
     return images, labels.astype(np.int64)
 
 
+def npz_spec(path, images, labels) -> str:
+    """Save `images` and `labels` to the .npz file `path`; its data spec."""
+    np.savez(path, images=images, labels=labels)
+    return f"npz:{path}"
+
+
 @pytest.fixture
 def images_npz(tmp_path):
     """npz:PATH spec of 96 labelled 16x16 grayscale images."""
-    images, labels = make_images()
-    path = tmp_path / "tiny.npz"
-    np.savez(path, images=images, labels=labels)
-    return f"npz:{path}"
+    return npz_spec(tmp_path / "tiny.npz", *make_images())
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_images
+from conftest import make_images, npz_spec
 from conftest import run_cli as run
 
 from aigc_keras.cli import main
@@ -20,9 +20,7 @@ GAN = ["--epochs", "2", "--batch-size", "16", "--steps-per-epoch", "2", "--laten
 def tiny(tmp_path_factory):
     """A labelled 16x16 dataset and a classifier trained on it (through the CLI)."""
     root = tmp_path_factory.mktemp("evaluate")
-    images, labels = make_images()
-    np.savez(root / "tiny.npz", images=images, labels=labels)
-    data = f"npz:{root / 'tiny.npz'}"
+    data = npz_spec(root / "tiny.npz", *make_images())
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "classifier", "--data", data, "--model-dir", str(root / "clf"), *CLASSIFIER])
     assert exit_info.value.code == 0

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_images, run_cli
+from conftest import make_images, npz_spec, run_cli
 
 import aigc_keras as ak
 from aigc_keras.diffusion.reflow import pair_noise
@@ -34,9 +34,7 @@ def halves(n=256, seed=0):
 def teacher(tmp_path_factory):
     """A flow trained 300 steps on `halves`: its folder and the data's spec."""
     root = tmp_path_factory.mktemp("reflow")
-    images, labels = halves()
-    np.savez(root / "halves.npz", images=images, labels=labels)
-    spec = f"npz:{root / 'halves.npz'}"
+    spec = npz_spec(root / "halves.npz", *halves())
     config = ak.DiffusionConfig(data=spec, epochs=1, steps_per_epoch=300, conditional=False, **NETWORK, **RUN)
     ak.train(config, root / "teacher", verbose=0, log=lambda _: None)
     return root / "teacher", spec
