@@ -168,7 +168,6 @@ def test_a_teacher_that_cannot_be_distilled_is_refused_in_one_line(teacher, tmp_
     assert not any((tmp_path / name).exists() and any((tmp_path / name).iterdir()) for name in ("s2", "s3", "s4"))
 
 
-
 def test_few_step_time_sampling_trains_only_at_the_times_euler_in_1_2_and_4_steps_evaluates(teacher):
     model = ak.load(teacher[0])
     model.time_sampling = "few-step"
