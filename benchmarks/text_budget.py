@@ -98,20 +98,22 @@ def main():
         earlier = json.loads((out / "results.json").read_text())
         if earlier["minutes"] == args.minutes:
             report["runs"] = earlier["runs"]
+    measure = text_measure(load_text(TextConfig.data).split(TextConfig.validation_split)[1])  # no variant sets these
     for name in args.variants:
         options = VARIANTS[name]
         config = TextConfig(**options)
         seconds = step_seconds(config)
-        steps = max(int(PLAN_MARGIN * args.minutes * 60 / seconds), MEASURE_EPOCHS)
-        config = dataclasses.replace(config, epochs=MEASURE_EPOCHS, steps_per_epoch=steps // MEASURE_EPOCHS)
-        print(f"{name}: {seconds:.3f} s a step, {config.epochs * config.steps_per_epoch:,} steps", flush=True)
-        budget = Budget([args.minutes * 60], text_measure(load_text(config.data).split(config.validation_split)[1]))
+        epoch_steps = max(int(PLAN_MARGIN * args.minutes * 60 / seconds), MEASURE_EPOCHS) // MEASURE_EPOCHS
+        planned = MEASURE_EPOCHS * epoch_steps
+        config = dataclasses.replace(config, epochs=MEASURE_EPOCHS, steps_per_epoch=epoch_steps)
+        print(f"{name}: {seconds:.3f} s a step, {planned:,} steps", flush=True)
+        budget = Budget([args.minutes * 60], measure)
         train(config, out / name.replace(" ", "-"), overwrite=True, callbacks=[budget], verbose=0,
               log=lambda _: None)
         row = budget.rows[-1]
-        report["runs"][name] = {"options": options, "step_seconds": round(seconds, 4),
-                                "steps": config.epochs * config.steps_per_epoch, "minutes": row["minutes"],
-                                "bpc": row["bpc"], "run_finished": row.get("run_finished", False)}
+        report["runs"][name] = {"options": options, "step_seconds": round(seconds, 4), "steps": planned,
+                                "minutes": row["minutes"], "bpc": row["bpc"],
+                                "run_finished": row.get("run_finished", False)}
         print(f"  {report['runs'][name]}", flush=True)
         (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     text = table(report)

@@ -146,11 +146,10 @@ def test_a_teacher_that_cannot_be_distilled_is_refused_in_one_line(teacher, tmp_
                                         r"a flow \(objective flow\)"):  # the library names options as Python does
         ak.train(student_config(ddpm), tmp_path / "s1", verbose=0, log=lambda _: None)
 
-    images, labels = make_images(n=64, size=8)
-    np.savez(tmp_path / "other.npz", images=images, labels=labels)
-    code, out, err = run_cli(capsys, "train", "diffusion", "--distill-from", teacher_dir, "--data",
-                             f"npz:{tmp_path / 'other.npz'}", "--model-dir", tmp_path / "s2", "--strategy", "default")
-    assert code == 1 and err == (f"error: --distill-from {teacher_dir} learnt {spec} and npz:{tmp_path / 'other.npz'} "
+    other = npz_spec(tmp_path / "other.npz", *make_images(n=64, size=8))
+    code, out, err = run_cli(capsys, "train", "diffusion", "--distill-from", teacher_dir, "--data", other,
+                             "--model-dir", tmp_path / "s2", "--strategy", "default")
+    assert code == 1 and err == (f"error: --distill-from {teacher_dir} learnt {spec} and {other} "
                                  "holds other images: a student learns its teacher's data (leave out --data)\n")
     np.savez(tmp_path / "big.npz", images=np.zeros((64, 16, 16, 1), np.uint8))
     code, _, err = run_cli(capsys, "train", "diffusion", "--distill-from", teacher_dir, "--data",
